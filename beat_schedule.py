@@ -1,0 +1,3 @@
+"""Celery beat schedule (periodic rollups and maintenance); wired in celeryconfig."""
+
+BEAT_SCHEDULE: dict = {}

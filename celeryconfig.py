@@ -1,0 +1,69 @@
+"""Celery configuration: broker, queues, routing, acknowledgements, prefetch.
+
+Every value derives from the EVENTLOG_* settings (pipeline/config.py), so the web
+processes, the workers and beat agree without a second configuration file.
+"""
+
+from math import ceil
+
+from kombu import Exchange, Queue
+
+from pipeline.config import load_settings
+
+_settings = load_settings()
+
+ENRICH_QUEUE = "eventlog.enrich"
+STORE_QUEUE = "eventlog.store"
+ROLLUP_QUEUE = "eventlog.rollup"
+
+broker_url = _settings.broker_url
+broker_connection_retry_on_startup = True
+# The shipper and the enrich task retry on their own; a publish must fail fast
+# instead of hanging a thread while the broker is away.
+broker_connection_timeout = 4
+broker_connection_max_retries = 2
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+task_ignore_result = True
+result_backend = None
+
+# One direct exchange per stage: without explicit exchanges Celery binds every
+# queue to the default queue's exchange and key, and a message would reach both.
+task_queues = tuple(
+    Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (ENRICH_QUEUE, STORE_QUEUE, ROLLUP_QUEUE)
+)
+task_default_queue = ENRICH_QUEUE
+task_default_exchange = ENRICH_QUEUE
+task_default_routing_key = ENRICH_QUEUE
+task_routes = {
+    "eventlog.enrich_batch": {"queue": ENRICH_QUEUE},
+    "eventlog.store_events": {"queue": STORE_QUEUE},
+    "eventlog.rollup.*": {"queue": ROLLUP_QUEUE},
+}
+
+# A message is acknowledged only after its work is done; a worker killed mid-task
+# leaves it unacknowledged and the broker delivers it again.
+task_acks_late = True
+task_reject_on_worker_lost = True
+
+# The store worker buffers messages until EVENTLOG_BATCH_SIZE events are in hand,
+# so it must be allowed to hold that many unacknowledged messages (with room to
+# spare for the next batch arriving while one is being written).
+MESSAGES_PER_BATCH = max(1, ceil(_settings.batch_size / max(1, _settings.ship_batch)))
+worker_prefetch_multiplier = max(4, 2 * MESSAGES_PER_BATCH)
+
+broker_transport_options: dict = {
+    # Redis transport: an unacknowledged message returns to its queue after this
+    # many seconds (the time a killed worker's messages take to come back).
+    # It must exceed the longest time a batch may legitimately stay unacknowledged.
+    "visibility_timeout": _settings.visibility_timeout,
+}
+if broker_url.startswith(("amqp", "pyamqp")):
+    # RabbitMQ: publish returns only once the broker has the message, so the
+    # shipper never trims the spool for a message the broker did not take.
+    broker_transport_options = {"confirm_publish": True}
+
+worker_send_task_events = True
+task_send_sent_event = False

@@ -1,0 +1,36 @@
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from demo.catalogue import CATALOGUE, find_tutorial, slug
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "demo/home.html", {"catalogue": CATALOGUE})
+
+
+def watch(request: HttpRequest, foss: str, tutorial: str, language: str) -> HttpResponse:
+    title = find_tutorial(foss, tutorial, language)
+    if title is None:
+        raise Http404("No such tutorial")
+    return render(request, "demo/watch.html", {"foss": foss, "title": title, "language": language})
+
+
+def tutorial_search(request: HttpRequest) -> HttpResponse:
+    foss = request.GET.get("foss", "BASH")
+    language = request.GET.get("language", "English")
+    course = CATALOGUE.get(foss)
+    tutorials = [(t, slug(t)) for t in course["tutorials"]] if course else []
+    return render(
+        request, "demo/search.html",
+        {"foss": foss, "language": language, "tutorials": tutorials, "catalogue": CATALOGUE},
+    )
+
+
+def cdcontent(request: HttpRequest) -> HttpResponse:
+    return render(request, "demo/cdcontent.html", {"catalogue": CATALOGUE})
+
+
+def feedback(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return redirect("/feedback/?thanks=1")
+    return render(request, "demo/feedback.html", {"thanks": "thanks" in request.GET})

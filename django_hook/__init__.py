@@ -1,0 +1,1 @@
+"""eventlog's Django app: middleware, endpoints, tracker."""

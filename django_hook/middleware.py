@@ -1,0 +1,120 @@
+"""EventLogMiddleware: records every request that reaches the site.
+
+On the request path it only copies what the request already holds into a dict,
+gives it an event id and appends it to the local spool (one write syscall). No
+parsing, no lookups, no broker: enrichment happens in the workers. Any failure
+is logged and swallowed; the site never sees an exception from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from django_hook import handoff
+from django_hook.conf import eventlog_settings
+from pipeline.events import new_event_id
+from pipeline.redact import redact_post_data
+
+log = logging.getLogger(__name__)
+
+SIX_MONTHS = 183 * 24 * 3600
+MAX_HEADER = 2048
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def client_ip(request: HttpRequest, trusted_proxies: int) -> str | None:
+    """REMOTE_ADDR, or with N trusted proxies in front the Nth address from the
+    right of X-Forwarded-For (the one the outermost trusted proxy saw)."""
+    remote = request.META.get("REMOTE_ADDR")
+    if trusted_proxies <= 0:
+        return remote
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    if not forwarded:
+        return remote
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    if not hops:
+        return remote
+    return hops[-min(trusted_proxies, len(hops))]
+
+
+def username(request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return user.get_username()
+    return "AnonymousUser"
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+def _post_data(request: HttpRequest, max_bytes: int) -> dict[str, Any] | None:
+    if request.method != "POST":
+        return None
+    content_type = request.META.get("CONTENT_TYPE", "")
+    if not content_type.startswith(_FORM_TYPES):
+        return {"_content_type": content_type[:100], "_bytes": int(request.META.get("CONTENT_LENGTH") or 0)}
+    try:
+        form, uploads = request.POST, request.FILES
+    except Exception:  # noqa: BLE001 - e.g. the view consumed the raw body stream
+        return {"_unreadable": True}
+    files = ((name, [(f.name, f.size) for f in items]) for name, items in uploads.lists())
+    return redact_post_data(form.lists(), files, max_bytes)
+
+
+class EventLogMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.settings = eventlog_settings()
+        self.skip = self.settings.skip_paths
+        self.cookie = self.settings.visitor_cookie
+        # Start this process's spool and shipper now, so a spool left by a dead
+        # process is adopted at start and not only after the first request.
+        handoff.spool()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(self.skip):
+            return self.get_response(request)
+        event_id = new_event_id()
+        request.eventlog_event_id = event_id  # the tracker merges into this page view
+        started = time.time()
+        response = self.get_response(request)
+        try:
+            self._record(request, response, event_id, started)
+        except Exception:  # noqa: BLE001 - logging must never break the site
+            log.exception("eventlog: could not record %s", request.path_info[:200])
+        return response
+
+    def _record(self, request: HttpRequest, response: HttpResponse, event_id: str, started: float) -> None:
+        visitor_id = request.COOKIES.get(self.cookie)
+        first_time = visitor_id is None
+        if first_time:
+            visitor_id = new_event_id()
+            response.set_cookie(self.cookie, visitor_id, max_age=SIX_MONTHS, httponly=True, samesite="Lax")
+        match = getattr(request, "resolver_match", None)
+        meta = request.META
+        handoff.spool().append(
+            {
+                "event_id": event_id,
+                "source": "middleware",
+                "path_info": request.path_info[:MAX_HEADER],
+                "visited_by": username(request),
+                "user_agent": meta.get("HTTP_USER_AGENT", "")[:MAX_HEADER],
+                "ip_address": client_ip(request, self.settings.trusted_proxies),
+                "datetime": started,
+                "first_time_visit": first_time,
+                "method": request.method,
+                "referrer": meta.get("HTTP_REFERER", "")[:MAX_HEADER],
+                "page_title": "",
+                "view_args": [_plain(a) for a in match.args] if match else [],
+                "view_kwargs": {k: _plain(v) for k, v in match.kwargs.items()} if match else {},
+                "post_data": _post_data(request, self.settings.post_data_max),
+                "visitor_id": visitor_id[:64],
+                "status_code": response.status_code,
+            }
+        )

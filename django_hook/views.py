@@ -1,0 +1,15 @@
+"""HTTP endpoints of the eventlog app."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """200 when broker and store answer, 503 otherwise; JSON details either way."""
+    from tasks.health import health as pipeline_health
+
+    healthy, details = pipeline_health()
+    return JsonResponse(details, status=200 if healthy else 503)

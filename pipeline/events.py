@@ -1,0 +1,147 @@
+"""Event types, validation, size limits, normalisation and event ids.
+
+The hook writes *raw* events (plain JSON, no parsing on the request path). Workers
+validate them here before anything reaches MongoDB: nx-27017 does not enforce
+$jsonSchema validators, so this module is the gate for every server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MAX_URL = 2048
+MAX_TEXT = 1024
+MAX_ARGS = 32
+MAX_DEAD_LETTER_RAW = 16_384
+Scalar = str | int | float | bool | None
+
+# Field names must be safe as MongoDB keys at any depth: no operators, no paths.
+_FORBIDDEN_KEY_START = "$"
+_FORBIDDEN_KEY_CHAR = "."
+
+
+def new_event_id() -> str:
+    """A fresh event id: UUID4 as 32 hex digits (it becomes the document's _id)."""
+    return uuid.uuid4().hex
+
+
+def safe_key(key: str) -> str:
+    """Make an arbitrary string usable as a MongoDB field name."""
+    key = key.replace(_FORBIDDEN_KEY_CHAR, "_")
+    if key.startswith(_FORBIDDEN_KEY_START):
+        key = "_" + key[1:]
+    return key[:MAX_TEXT]
+
+
+def _check_keys(value: Any, depth: int = 0) -> None:
+    if depth > 4:
+        raise ValueError("nested deeper than 4 levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or safe_key(key) != key:
+                raise ValueError(f"field name {key!r} is not allowed")
+            _check_keys(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_keys(item, depth + 1)
+
+
+class PageView(BaseModel):
+    """A page visit as the middleware records it (source 'middleware')."""
+
+    model_config = ConfigDict(extra="ignore", str_max_length=MAX_URL)
+
+    event_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    source: Literal["middleware", "js"] = "middleware"
+    path_info: str = Field(min_length=1, max_length=MAX_URL)
+    visited_by: str = Field(min_length=1, max_length=150)
+    user_agent: str = Field(default="", max_length=MAX_URL)
+    ip_address: str | None = None
+    datetime: float = Field(gt=0)  # epoch seconds, UTC, taken by the hook
+    first_time_visit: bool = False
+    method: str = Field(default="GET", max_length=16)
+    referrer: str = Field(default="", max_length=MAX_URL)
+    page_title: str = Field(default="", max_length=MAX_TEXT)
+    view_args: list[Scalar] = Field(default_factory=list, max_length=MAX_ARGS)
+    view_kwargs: dict[str, Scalar] = Field(default_factory=dict, max_length=MAX_ARGS)
+    post_data: dict[str, Any] | None = None
+    visitor_id: str | None = Field(default=None, max_length=64)
+    status_code: int | None = Field(default=None, ge=100, le=599)
+
+    @field_validator("ip_address")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        return str(ipaddress.ip_address(value))
+
+    @field_validator("view_kwargs", "post_data")
+    @classmethod
+    def _mongo_safe(cls, value: dict | None) -> dict | None:
+        _check_keys(value)
+        return value
+
+    @field_validator("path_info")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+
+class InvalidEvent(ValueError):
+    """Raised by validate_page_view; str(exc) is the reason stored in dead_letters."""
+
+
+def _reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "event"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def validate_page_view(raw: Any) -> dict[str, Any]:
+    """Validate a raw page view and return the document fields for website_logs.
+
+    The result has ``_id`` (the event id) and ``datetime`` as an aware UTC datetime;
+    enrichment adds the derived fields. Raises InvalidEvent with a readable reason.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidEvent(f"event must be a JSON object, not {type(raw).__name__}")
+    try:
+        event = PageView.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(_reason(exc)) from None
+    doc = event.model_dump()
+    doc["_id"] = doc.pop("event_id")
+    try:
+        doc["datetime"] = datetime.fromtimestamp(event.datetime, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # inf or a year past 9999
+        raise InvalidEvent(f"datetime: {event.datetime!r} is out of range") from None
+    return doc
+
+
+def dead_letter(raw: Any, reason: str, stage: str) -> dict[str, Any]:
+    """The dead_letters document for an event that cannot be stored.
+
+    ``raw`` may be anything a client or a torn spool line produced.
+    """
+    # Kept as JSON text: a hostile payload may hold keys MongoDB refuses.
+    text = json.dumps(raw, default=repr, ensure_ascii=False, sort_keys=True)
+    # Derived from the payload, so a redelivered invalid event is dead-lettered once.
+    letter_id = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
+    return {
+        "_id": letter_id,
+        "reason": reason,
+        "stage": stage,
+        "raw": text[:MAX_DEAD_LETTER_RAW],
+        "datetime": datetime.now(UTC),
+    }

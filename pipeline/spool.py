@@ -1,0 +1,254 @@
+"""Local append-only spool and the shipper that empties it into the broker.
+
+Why hand-written: the hand-off must cost microseconds, survive SIGKILL of the web
+process, keep events while the broker is down and replay them in order. Python
+logging handlers, queue libraries and Celery itself offer either speed or
+durability on disk, not both, and none adopts the leftovers of a dead process.
+
+Layout of ``EVENTLOG_SPOOL_DIR`` (shared by every web process on the host):
+
+    <owner>.lock                 held (flock) by the live process that writes <owner>
+    <owner>.<seq>.seg            JSON lines; the highest seq is the one being written
+    <owner>.<seq>.seg.off        bytes of that segment already published
+
+``append`` is one ``os.write`` of one line to a file opened with O_APPEND: once it
+returns, the line is in the kernel's page cache and outlives the process. The
+shipper (a daemon thread) seals the active segment, publishes sealed segments in
+micro-batches, records the offset after each publish and deletes a segment once it
+is fully shipped. A crash between publish and offset write re-ships a batch; the
+event ids make that harmless downstream. The flock on <owner>.lock is released by
+the kernel when its process dies, which is how a live shipper knows it may adopt
+that owner's segments.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[list[dict[str, Any]]], None]
+_SEG = ".seg"
+_OFF = ".off"
+
+
+def _encode(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str).encode() + b"\n"
+
+
+def _segment_key(path: Path) -> tuple[str, int]:
+    owner, seq = path.name[: -len(_SEG)].rsplit(".", 1)
+    return owner, int(seq)
+
+
+class Spool:
+    """The writing side: one per process, thread-safe, cheap."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._lock = threading.Lock()
+        self._lock_fd = os.open(self.directory / f"{self.owner}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._seq = 0
+        self._fd: int | None = None
+        self._written = 0
+
+    def _segment_path(self, seq: int) -> Path:
+        return self.directory / f"{self.owner}.{seq:010d}{_SEG}"
+
+    def append(self, event: dict[str, Any]) -> None:
+        """Write one event durably (against process death) and return."""
+        line = _encode(event)
+        with self._lock:
+            if self._fd is None:
+                flags = os.O_CREAT | os.O_WRONLY | os.O_APPEND
+                self._fd = os.open(self._segment_path(self._seq), flags, 0o600)
+            os.write(self._fd, line)
+            self._written += len(line)
+
+    def seal(self) -> None:
+        """Close the active segment (if it holds anything) so the shipper may read it."""
+        with self._lock:
+            if self._fd is None or self._written == 0:
+                return
+            os.close(self._fd)
+            self._fd = None
+            self._written = 0
+            self._seq += 1
+
+    def close(self) -> None:
+        self.seal()
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            os.close(self._lock_fd)
+
+    def sealed_segments(self) -> list[Path]:
+        with self._lock:
+            active = self._seq
+        segments = [p for p in self.directory.glob(f"{self.owner}.*{_SEG}") if _segment_key(p)[1] < active]
+        return sorted(segments, key=_segment_key)
+
+
+def spool_size(directory: str | os.PathLike[str]) -> dict[str, int]:
+    """Segments and bytes waiting in a spool directory (for health checks)."""
+    segments = list(Path(directory).glob(f"*{_SEG}"))
+    return {"segments": len(segments), "bytes": sum(p.stat().st_size for p in segments if p.exists())}
+
+
+def _read_offset(segment: Path) -> int:
+    try:
+        return int((segment.parent / (segment.name + _OFF)).read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _write_offset(segment: Path, offset: int) -> None:
+    tmp = segment.parent / (segment.name + _OFF + ".tmp")
+    tmp.write_text(str(offset))
+    os.replace(tmp, segment.parent / (segment.name + _OFF))
+
+
+def _batches(segment: Path, start: int, size: int) -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """(events, end offset) pairs from ``start``; a torn or corrupt line is passed
+    on as {"_spool_corrupt": text} so the worker dead-letters it visibly."""
+    with open(segment, "rb") as fh:
+        fh.seek(start)
+        batch: list[dict[str, Any]] = []
+        offset = start
+        for line in fh:
+            offset += len(line)
+            try:
+                batch.append(json.loads(line))
+            except ValueError:
+                batch.append({"_spool_corrupt": line.decode("utf-8", "replace")[:4096]})
+            if len(batch) >= size:
+                yield batch, offset
+                batch = []
+        if batch:
+            yield batch, offset
+
+
+class Shipper:
+    """Publishes spooled events in micro-batches; adopts the spools of dead processes."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        publish: Publish,
+        batch: int = 500,
+        interval_ms: int = 200,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.spool = spool
+        self.publish = publish
+        self.batch = batch
+        self.interval = interval_ms / 1000.0
+        self.max_backoff = max_backoff
+        self.shipped = 0
+        self.failures = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ship_lock = threading.Lock()
+
+    def ship_segment(self, segment: Path) -> int:
+        """Publish what is left of one sealed segment, then delete it."""
+        sent = 0
+        for events, end in _batches(segment, _read_offset(segment), self.batch):
+            self.publish(events)
+            _write_offset(segment, end)
+            sent += len(events)
+        segment.unlink(missing_ok=True)
+        (segment.parent / (segment.name + _OFF)).unlink(missing_ok=True)
+        return sent
+
+    def _orphan_locks(self) -> list[Path]:
+        own = f"{self.spool.owner}.lock"
+        return [p for p in self.spool.directory.glob("*.lock") if p.name != own]
+
+    def adopt_orphans(self) -> int:
+        """Ship every segment whose writer process is gone."""
+        sent = 0
+        for lock_path in self._orphan_locks():
+            try:
+                fd = os.open(lock_path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)  # its owner is alive
+                continue
+            try:
+                owner = lock_path.name[: -len(".lock")]
+                segments = sorted(self.spool.directory.glob(f"{owner}.*{_SEG}"), key=_segment_key)
+                for segment in segments:
+                    sent += self.ship_segment(segment)
+                lock_path.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        if sent:
+            log.info("eventlog: adopted and shipped %d events left by dead processes", sent)
+        return sent
+
+    def run_once(self) -> int:
+        """One pass: seal, ship own segments in order, adopt orphans. Raises if publish fails."""
+        with self._ship_lock:
+            self.spool.seal()
+            sent = 0
+            for segment in self.spool.sealed_segments():
+                sent += self.ship_segment(segment)
+            sent += self.adopt_orphans()
+            self.shipped += sent
+            return sent
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Ship everything now (used at shutdown and by tests). True if the spool is empty."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.run_once()
+                if not self.spool.sealed_segments():
+                    return True
+            except Exception:  # noqa: BLE001 - broker down: keep the spool, retry
+                time.sleep(0.2)
+        return False
+
+    def _loop(self) -> None:
+        backoff = self.interval
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+                backoff = self.interval
+            except Exception as exc:  # noqa: BLE001 - never let the thread die
+                self.failures += 1
+                backoff = min(max(backoff * 2, 0.5), self.max_backoff)
+                log.warning("eventlog: shipping failed (%s); events stay spooled, retry in %.1fs", exc, backoff)
+            self._wake.wait(backoff)
+            self._wake.clear()
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="eventlog-shipper", daemon=True)
+            self._thread.start()
+
+    def stop(self, drain_timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=drain_timeout + self.max_backoff)
+        self.drain(drain_timeout)
