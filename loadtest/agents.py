@@ -2,9 +2,10 @@
 
 The IP networks were checked against the GeoLite2-City database that the demo
 uses (maxminddb-geolite2): every address drawn from them resolves to the listed
-country. ``ip_pool`` checks the drawn addresses again at run time against the
-database the workers actually use and keeps only the ones that resolve as
-expected, so a different database never produces misattributed traffic.
+country (crawler networks: to their operator's country). ``ip_pool`` checks the
+drawn addresses again at run time against the database the workers actually
+use and keeps only the ones that resolve as expected, so a different database
+never produces misattributed traffic.
 """
 
 from __future__ import annotations
@@ -82,14 +83,22 @@ TABLET: tuple[str, ...] = (
     "Chrome/123.0.6312.118 Safari/537.36",
 )
 
-BOTS: tuple[str, ...] = (
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.6367.91 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
-    "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
-    "DuckDuckBot/1.1; (+http://duckduckgo.com/duckduckbot.html)",
-    "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+@dataclass(frozen=True)
+class Bot:
+    user_agent: str
+    weight: float  # Googlebot and bingbot crawl far more than the rest
+    operator: str  # key of BOT_NETWORKS: crawlers come from their operator's addresses
+
+
+BOTS: tuple[Bot, ...] = (
+    Bot("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", 30, "google"),
+    Bot("Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.6367.91 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        20, "google"),
+    Bot("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", 20, "microsoft"),
+    Bot("Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)", 6, "yandex"),
+    Bot("DuckDuckBot/1.1; (+http://duckduckgo.com/duckduckbot.html)", 4, "microsoft"),
+    Bot("Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)", 8, "ahrefs"),
 )
 
 # Share of human visitors per device class.
@@ -102,9 +111,8 @@ def human_user_agent(rng: random.Random) -> str:
     return rng.choice(_BY_DEVICE[device])
 
 
-def bot_user_agent(rng: random.Random) -> str:
-    # Googlebot and bingbot crawl far more than the rest.
-    return rng.choices(BOTS, weights=(30, 20, 20, 6, 4, 8))[0]
+def pick_bot(rng: random.Random) -> Bot:
+    return rng.choices(BOTS, weights=[b.weight for b in BOTS])[0]
 
 
 # ---------------------------------------------------------------- countries and IPs
@@ -142,8 +150,13 @@ COUNTRIES: tuple[Country, ...] = (
             "id-ID,id;q=0.9,en;q=0.7", (("English", 1.0),)),
 )
 
-# Crawlers come from their operators' networks (Google, Microsoft, Yandex, Ahrefs ...).
-BOT_NETWORKS: tuple[str, ...] = ("66.249.64.0/20", "157.55.39.0/24", "40.77.167.0/24", "207.46.13.0/24")
+# Crawler operators' networks and the country GeoLite2 puts them in.
+BOT_NETWORKS: dict[str, tuple[tuple[str, ...], str]] = {
+    "google": (("66.249.64.0/20",), "US"),
+    "microsoft": (("157.55.39.0/24", "40.77.167.0/24"), "US"),
+    "yandex": (("5.255.253.0/24",), "RU"),
+    "ahrefs": (("54.36.148.0/24",), "FR"),
+}
 
 IPS_PER_COUNTRY = 64
 
@@ -177,10 +190,10 @@ def _country_of(reader, ip: str) -> str | None:  # noqa: ANN001
 
 @dataclass
 class IpPool:
-    """Verified client IPs: per country code, plus crawler addresses."""
+    """Verified client IPs: per country code, and per crawler operator."""
 
     by_country: dict[str, list[str]]
-    bots: list[str]
+    bots: dict[str, list[str]]
     verified: bool
 
     def countries(self) -> list[Country]:
@@ -194,12 +207,13 @@ def ip_pool(mmdb: str | None, rng: random.Random, per_country: int = IPS_PER_COU
     """
     reader = _open_reader(mmdb)
     by_country = {c.code: _draw(c.networks, per_country, rng) for c in COUNTRIES}
-    bots = _draw(BOT_NETWORKS, per_country, rng)
+    bots = {op: _draw(nets, per_country // 4, rng) for op, (nets, _) in BOT_NETWORKS.items()}
     if reader is None:
         return IpPool(by_country, bots, verified=False)
     with reader:
         checked = {code: [ip for ip in ips if _country_of(reader, ip) == code] for code, ips in by_country.items()}
-        checked_bots = [ip for ip in bots if _country_of(reader, ip) is not None]
+        checked_bots = {op: [ip for ip in ips if _country_of(reader, ip) == BOT_NETWORKS[op][1]] or ips
+                        for op, ips in bots.items()}
     if not any(checked.values()):  # a database that knows none of them (e.g. a test mmdb)
         return IpPool(by_country, bots, verified=False)
-    return IpPool(checked, checked_bots or bots, verified=True)
+    return IpPool(checked, checked_bots, verified=True)

@@ -20,7 +20,8 @@ MAX_FIELDS = 64
 # Field names that carry secrets. Substring match, case-insensitive:
 # "password1", "api_key", "csrfmiddlewaretoken", "card_number", "cvv" ...
 SECRET_NAME = re.compile(
-    r"pass|pwd|token|csrf|secret|key|auth|session|cookie|otp|pin\b|pin_|"
+    # "key" only as a word part (api_key, key, private-key), not inside "keyword" or "monkey".
+    r"pass|pwd|token|csrf|secret|(?:^|[_\-])key(?:$|[_\-])|apikey|privatekey|auth(?!ors?(?:$|[_\-]))|session|cookie|otp|pin\b|pin_|"
     r"card|cc_?num|ccn|cvv|cvc|iban|ssn|signature",
     re.IGNORECASE,
 )

@@ -59,8 +59,12 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
-        self._lock_fd = os.open(self.directory / f"{self.owner}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        # Lock under a name adopters ignore, then rename: a lock file is never
+        # visible unlocked, so no shipper can mistake a starting process for a dead one.
+        pending = self.directory / f"{self.owner}.lock.new"
+        self._lock_fd = os.open(pending, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(pending, self.directory / f"{self.owner}.lock")
         self._seq = 0
         self._fd: int | None = None
         self._written = 0

@@ -170,3 +170,13 @@ def test_redact_mapping() -> None:
 
 def test_empty_form() -> None:
     assert redact_post_data([]) == {}
+
+
+@pytest.mark.parametrize("name", ["keyword", "author", "monkey", "turkey_count"])
+def test_words_merely_containing_key_or_auth_are_kept(name):
+    assert redact_post_data([(name, ["visible"])])[name] == "visible"
+
+
+@pytest.mark.parametrize("name", ["key", "api_key", "apikey", "private-key", "key_id", "authorization"])
+def test_key_and_auth_fields_are_redacted(name):
+    assert redact_post_data([(name, ["hidden"])])[name] == REDACTED

@@ -226,7 +226,7 @@ def test_background_thread_ships_and_survives_failures(spool: Spool) -> None:
     finally:
         shipper.stop(drain_timeout=2)
     assert publish.numbers() == list(range(25))
-    assert shipper.failures >= 1 or publish.calls >= 3
+    assert shipper.failures == 1  # the failed first publish, retried by the loop
     assert shipper._thread is not None and not shipper._thread.is_alive()
 
 
