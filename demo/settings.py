@@ -21,14 +21,17 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: it sees the response the visitor gets (after redirects added by
+    # the middleware below) and reads request.user, set on the way in.
+    "django_hook.middleware.EventLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves the tracker script (and any static file) from the apps, no collectstatic.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    # After authentication, so the event knows the user.
-    "django_hook.middleware.EventLogMiddleware",
 ]
 
 ROOT_URLCONF = "demo.urls"
@@ -64,10 +67,20 @@ LOGIN_REDIRECT_URL = "/"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "/static/"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# django-ratelimit (the beacon's rate limit) counts in Django's cache. The demo's
+# per-process memory cache limits per gunicorn worker; a production site should
+# point CACHES at a shared cache (Redis, Memcached) and drop these two lines.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The load generator plays a reverse proxy that sets X-Forwarded-For.
 EVENTLOG_TRUSTED_PROXIES = int(os.environ.get("EVENTLOG_TRUSTED_PROXIES", "1"))
+# The demo asks visitors for their position (the browser prompts; a refusal is fine).
+EVENTLOG_TRACKER_GEOLOCATION = os.environ.get("EVENTLOG_TRACKER_GEOLOCATION", "1") == "1"
 
 LOGGING = {
     "version": 1,

@@ -20,3 +20,7 @@ if ! command -v redis-server >/dev/null; then
   echo "redis-server not installed: installing Debian's redis-server"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
 fi
+if ! command -v chromium >/dev/null; then
+  echo "chromium not installed: installing Debian's chromium for the browser tests"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+fi

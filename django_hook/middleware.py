@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 
 from django_hook import handoff
 from django_hook.conf import eventlog_settings
+from django_hook.request_info import client_ip, username
 from pipeline.events import new_event_id
 from pipeline.redact import redact_post_data
 
@@ -25,28 +26,6 @@ log = logging.getLogger(__name__)
 SIX_MONTHS = 183 * 24 * 3600
 MAX_HEADER = 2048
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def client_ip(request: HttpRequest, trusted_proxies: int) -> str | None:
-    """REMOTE_ADDR, or with N trusted proxies in front the Nth address from the
-    right of X-Forwarded-For (the one the outermost trusted proxy saw)."""
-    remote = request.META.get("REMOTE_ADDR")
-    if trusted_proxies <= 0:
-        return remote
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
-    if not forwarded:
-        return remote
-    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-    if not hops:
-        return remote
-    return hops[-min(trusted_proxies, len(hops))]
-
-
-def username(request: HttpRequest) -> str:
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        return user.get_username()
-    return "AnonymousUser"
 
 
 def _plain(value: Any) -> Any:
@@ -84,6 +63,8 @@ class EventLogMiddleware:
         request.eventlog_event_id = event_id  # the tracker merges into this page view
         started = time.time()
         response = self.get_response(request)
+        if getattr(request, "eventlog_skip", False):  # eventlog's own endpoints, wherever mounted
+            return response
         try:
             self._record(request, response, event_id, started)
         except Exception:  # noqa: BLE001 - logging must never break the site

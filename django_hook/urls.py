@@ -1,9 +1,10 @@
 from django.urls import path
 
-from django_hook import views
+from django_hook import beacon, views
 
 app_name = "eventlog"
 
 urlpatterns = [
+    path("collect/", beacon.collect, name="collect"),
     path("health/", views.health, name="health"),
 ]

@@ -9,7 +9,6 @@ import itertools
 import math
 import os
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,12 @@ PYTHON = sys.executable
 # addresses of MaxMind's test database (three located, one unknown, one private).
 PATHS: list[tuple[str, dict[str, str]]] = [
     ("/", {}),
-    ("/watch/Python/Getting-started/English/", {"foss": "Python", "tutorial": "Getting-started", "language": "English"}),
-    ("/watch/Scilab/Matrix-operations/Hindi/", {"foss": "Scilab", "tutorial": "Matrix-operations", "language": "Hindi"}),
-    ("/watch/LibreOffice-Calc/Charts/Tamil/", {"foss": "LibreOffice-Calc", "tutorial": "Charts", "language": "Tamil"}),
+    ("/watch/Python/Getting-started/English/",
+     {"foss": "Python", "tutorial": "Getting-started", "language": "English"}),
+    ("/watch/Scilab/Matrix-operations/Hindi/",
+     {"foss": "Scilab", "tutorial": "Matrix-operations", "language": "Hindi"}),
+    ("/watch/LibreOffice-Calc/Charts/Tamil/",
+     {"foss": "LibreOffice-Calc", "tutorial": "Charts", "language": "Tamil"}),
     ("/tutorial-search/", {}),
     ("/cdcontent/", {}),
     ("/news/events/", {}),
@@ -152,13 +154,19 @@ def tree_memory(pids: list[int]) -> dict[str, Any]:
     return {"rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1), "processes": len(procs)}
 
 
-# ------------------------------------------------------------------- pacing
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def pace(t0: float, index: int, rate: float) -> None:
-    """Sleep until event ``index`` is due at ``rate`` events/s from ``t0`` (no-op if rate <= 0)."""
-    if rate <= 0:
-        return
-    delay = t0 + index / rate - time.perf_counter()
-    if delay > 0:
-        time.sleep(delay)
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def tree_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by the live processes of these trees."""
+    procs = itertools.chain.from_iterable(process_tree(p) for p in pids)
+    return sum(_cpu_seconds(p) for p in procs)

@@ -24,7 +24,8 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from loadtest.common import new_event_id, percentile, raw_event, round_or_none
 
@@ -35,6 +36,7 @@ def _original(args: argparse.Namespace) -> tuple[Callable[[dict[str, Any]], None
     from loadtest.baselines import LIST_KEY
 
     client = redis.Redis.from_url(args.broker)
+    client.ping()  # warm: connected before the first event, as in a running web process
 
     def handoff(event: dict[str, Any]) -> None:
         client.lpush(LIST_KEY, json.dumps(event, separators=(",", ":")))
@@ -45,6 +47,8 @@ def _original(args: argparse.Namespace) -> tuple[Callable[[dict[str, Any]], None
 def _naive(args: argparse.Namespace) -> tuple[Callable[[dict[str, Any]], None], Callable[[], None]]:
     os.environ["NAIVE_BROKER_URL"] = args.broker
     from loadtest.naive_app import store_event
+
+    _warm_producer(store_event.app)
 
     def handoff(event: dict[str, Any]) -> None:
         store_event.apply_async(args=[event])
@@ -62,6 +66,16 @@ def _real(args: argparse.Namespace) -> tuple[Callable[[dict[str, Any]], None], C
         settings.configure(EVENTLOG_SPOOL_DIR=args.spool_dir, EVENTLOG_BROKER_URL=args.broker)
     from django_hook import handoff as hook
 
+    # Warm, as a web process that has been serving for a while: the shipper's lazy
+    # import of the Celery side (timed: a fresh web process pays it on its first
+    # shipment) and a connected producer.
+    t0 = time.perf_counter()
+    import tasks.publish  # noqa: F401
+
+    args.publish_import_s = round(time.perf_counter() - t0, 3)
+    from tasks.app import app
+
+    _warm_producer(app)
     spool = hook.spool()  # starts the spool and its shipper thread, as the middleware does
 
     def wait_shipped() -> None:
@@ -71,6 +85,11 @@ def _real(args: argparse.Namespace) -> tuple[Callable[[dict[str, Any]], None], C
             time.sleep(0.01)
 
     return spool.append, wait_shipped
+
+
+def _warm_producer(app: Any) -> None:
+    with app.producer_pool.acquire(block=True, timeout=10) as producer:
+        producer.connection.ensure_connection(max_retries=3)
 
 
 MODES = {"original": _original, "naive": _naive, "real": _real}
@@ -139,6 +158,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "last_handoff": max(lasts) if lasts else None,
         "all_handed_off_at": handed_off_at,
         "shipped_at": time.time(),
+        "cpu_seconds": round(time.process_time(), 2),
+        "publish_import_s": getattr(args, "publish_import_s", None),
         "handoff_call_us_p50": round_or_none(percentile(all_costs, 50), 1),
         "handoff_call_us_p99": round_or_none(percentile(all_costs, 99), 1),
     }

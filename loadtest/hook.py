@@ -143,7 +143,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"requests_per_variant": len(samples[keys[0]]), "warmup": args.warmup}
     for visitor in ("returning", "first_visit"):
         off, on = samples[(visitor, "without")], samples[(visitor, "with")]
-        paired = [b - a for a, b in zip(off, on)]
+        paired = [b - a for a, b in zip(off, on, strict=True)]
         stats = {
             "without_p50_us": round_or_none(percentile(off, 50), 1),
             "without_p99_us": round_or_none(percentile(off, 99), 1),

@@ -17,6 +17,7 @@ from typing import Any
 
 import pymongo
 from celery import Celery
+from celery.signals import worker_ready
 
 QUEUE = "loadtest.naive"
 COLLECTION = "website_logs"
@@ -45,3 +46,10 @@ def _collection() -> Any:
 def store_event(event: dict[str, Any]) -> None:
     event["stored_at"] = time.time()
     _collection().insert_one(event)
+
+
+@worker_ready.connect
+def _announce(**_: Any) -> None:
+    # The worker runs at log level WARNING (per-task INFO lines would slow it down);
+    # the benchmark waits for this line instead of Celery's "ready." message.
+    print("naive worker ready", flush=True)

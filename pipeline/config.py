@@ -17,7 +17,8 @@ DEFAULT_SKIP_PATHS = (
     "/media/",
     "/favicon.ico",
     "/robots.txt",
-    "/health",
+    "/health/",
+    "/healthz",
     "/eventlog/collect/",
     "/eventlog/health/",
 )
@@ -42,6 +43,11 @@ class Settings:
     post_data_max: int = 4096  # bytes of redacted POST data kept per event
     visibility_timeout: int = 300  # seconds (Redis transport redelivery)
     visitor_cookie: str = "eventlog_vid"
+    beacon_max_bytes: int = 8192  # request body limit of the tracker's endpoint
+    beacon_rate: str = "600/m"  # per client IP (django-ratelimit syntax)
+    tracker_geolocation: bool = False  # ask the browser for its position (opt-in per site)
+    respect_dnt: bool = True  # tracker stays silent under Do Not Track / Global Privacy Control
+    tracker_queue_max: int = 200  # events a browser keeps while offline (oldest dropped)
     web_port: int = 8000
     flower_port: int = 5555
 

@@ -12,15 +12,20 @@ import ipaddress
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MAX_URL = 2048
 MAX_TEXT = 1024
 MAX_ARGS = 32
 MAX_DEAD_LETTER_RAW = 16_384
 Scalar = str | int | float | bool | None
+
+# Page view fields only the tracker knows; a middleware record never overwrites them.
+TRACKER_FIELDS = ("page_title", "screen_width", "screen_height", "viewport_width", "viewport_height",
+                  "language", "timezone")
+LOCATION_FIELDS = ("country", "country_code", "region", "city", "latitude", "longitude", "location_source")
 
 # Field names must be safe as MongoDB keys at any depth: no operators, no paths.
 _FORBIDDEN_KEY_START = "$"
@@ -145,3 +150,138 @@ def dead_letter(raw: Any, reason: str, stage: str) -> dict[str, Any]:
         "raw": text[:MAX_DEAD_LETTER_RAW],
         "datetime": datetime.now(UTC),
     }
+
+
+# ---------------------------------------------------------------- the JS tracker
+
+JS_KINDS = ("pageview", "visit_end", "exit", "location")
+MAX_BEACON_EVENTS = 50
+MAX_DURATION_MS = 24 * 3600 * 1000
+# A client clock (or an offline replay) may be off; beyond these the server's
+# receive time is used instead of the client's timestamp.
+MAX_CLIENT_PAST = 30 * 24 * 3600
+MAX_CLIENT_FUTURE = 300
+EventId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+Dimension = Annotated[int, Field(ge=0, le=100_000)]
+
+
+class BeaconEvent(BaseModel):
+    """One event as the tracker sends it. Untrusted: strict types, no unknown keys,
+    and nothing about who sent it (user, IP, user agent come from the request)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=MAX_URL)
+
+    kind: Literal["pageview", "visit_end", "exit", "location"]
+    event_id: EventId
+    page_view_id: EventId
+    path: str = Field(min_length=1, max_length=MAX_URL)
+    ts: int | float = Field(gt=0)  # client epoch milliseconds
+    title: str = Field(default="", max_length=MAX_TEXT)
+    referrer: str = Field(default="", max_length=MAX_URL)
+    screen_width: Dimension | None = None
+    screen_height: Dimension | None = None
+    viewport_width: Dimension | None = None
+    viewport_height: Dimension | None = None
+    language: str | None = Field(default=None, max_length=35)
+    timezone: str | None = Field(default=None, max_length=64)
+    duration_ms: int | None = Field(default=None, ge=0, le=MAX_DURATION_MS)
+    url: str | None = Field(default=None, max_length=MAX_URL)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    accuracy: float | None = Field(default=None, ge=0, le=1e7)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> BeaconEvent:
+        needed = {"visit_end": ("duration_ms",), "exit": ("url",), "location": ("latitude", "longitude")}
+        missing = [f for f in needed.get(self.kind, ()) if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} event needs {', '.join(missing)}")
+        return self
+
+
+def parse_beacon(body: bytes) -> list[dict[str, Any]]:
+    """Validate a tracker request body: one event object or {"events": [...]}.
+
+    Returns the events as plain dicts (absent optional fields left out).
+    Raises InvalidEvent with a reason fit for the client.
+    """
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidEvent("body is not valid UTF-8") from None
+    except RecursionError:
+        raise InvalidEvent("JSON nested too deeply") from None
+    except ValueError as exc:
+        raise InvalidEvent(f"body is not JSON: {exc}") from None
+    if isinstance(payload, dict) and "events" in payload:
+        if set(payload) != {"events"} or not isinstance(payload["events"], list):
+            raise InvalidEvent('expected {"events": [...]} and nothing else')
+        items = payload["events"]
+    else:
+        items = [payload]
+    if not 1 <= len(items) <= MAX_BEACON_EVENTS:
+        raise InvalidEvent(f"between 1 and {MAX_BEACON_EVENTS} events per request")
+    events = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InvalidEvent(f"events.{index}: must be a JSON object")
+        try:
+            events.append(BeaconEvent.model_validate(item).model_dump(exclude_none=True))
+        except ValidationError as exc:
+            raise InvalidEvent(f"events.{index}: {_reason(exc)}") from None
+    return events
+
+
+class TrackedEvent(BeaconEvent):
+    """A tracker event as spooled by the beacon view: the client's fields plus
+    what the server knows. Validated again by the worker."""
+
+    model_config = ConfigDict(extra="ignore", strict=False, str_max_length=MAX_URL)
+
+    kind: Literal["js.pageview", "js.visit_end", "js.exit", "js.location"]  # type: ignore[assignment]
+    source: Literal["js"] = "js"
+    visited_by: str = Field(min_length=1, max_length=150)
+    ip_address: str | None = None
+    user_agent: str = Field(default="", max_length=MAX_URL)
+    visitor_id: str | None = Field(default=None, max_length=64)
+    first_time_visit: bool = False
+    received: float = Field(gt=0)
+
+    _ip = field_validator("ip_address")(PageView._ip.__func__)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> TrackedEvent:
+        return self
+
+
+def client_time(ts_ms: float, received: float) -> datetime:
+    """The event's time: the client's clock unless it is implausible."""
+    client = ts_ms / 1000.0
+    if received - MAX_CLIENT_PAST <= client <= received + MAX_CLIENT_FUTURE:
+        return datetime.fromtimestamp(client, tz=UTC)
+    return datetime.fromtimestamp(received, tz=UTC)
+
+
+def validate_tracked(raw: Any) -> dict[str, Any]:
+    """Validate a spooled tracker event (worker side); 'datetime' is set from ts."""
+    try:
+        event = TrackedEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(_reason(exc)) from None
+    doc = event.model_dump()
+    doc["datetime"] = client_time(event.ts, event.received)
+    return doc

@@ -6,19 +6,26 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pymongo
+from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+
+from pipeline.events import LOCATION_FIELDS, TRACKER_FIELDS
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
 WEBSITE_LOGS = "website_logs"
+EXIT_LINK_LOGS = "exit_link_logs"
 DEAD_LETTERS = "dead_letters"
+
+# Fields of a page view that a middleware record never overwrites.
+TRACKER_OWNED = (*TRACKER_FIELDS, "visit_duration", "sources")
 
 WEBSITE_LOGS_INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("datetime", pymongo.ASCENDING)], {}),
@@ -26,6 +33,7 @@ WEBSITE_LOGS_INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("visited_by", pymongo.ASCENDING), ("datetime", pymongo.ASCENDING)], {}),
     ([("path_info", pymongo.ASCENDING)], {}),
     ([("stored_at", pymongo.ASCENDING)], {}),
+    ([("updated_ts", pymongo.ASCENDING)], {}),
     ([("country", pymongo.ASCENDING)], {}),
 ]
 
@@ -34,6 +42,13 @@ WEBSITE_LOGS_INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
 class WriteResult:
     inserted: int = 0
     duplicates: int = 0
+    merged: int = 0
+    duplicate_ids: list[Any] = field(default_factory=list)
+
+    def add(self, other: WriteResult) -> None:
+        self.inserted += other.inserted
+        self.duplicates += other.duplicates
+        self.merged += other.merged
 
 
 def connect(url: str, timeout_ms: int = 3000) -> pymongo.MongoClient:
@@ -51,7 +66,7 @@ def insert_idempotent(collection: Any, docs: list[dict[str, Any]]) -> WriteResul
     """One unordered bulk insert; documents whose _id exists count as already stored.
 
     Any error other than a duplicate key is raised, so the caller does not
-    acknowledge the batch.
+    acknowledge the batch. ``WriteResult.duplicate_ids`` lists the ids that existed.
     """
     if not docs:
         return WriteResult()
@@ -63,7 +78,9 @@ def insert_idempotent(collection: Any, docs: list[dict[str, Any]]) -> WriteResul
         other = [e for e in errors if e.get("code") != DUPLICATE_KEY]
         if other or exc.details.get("writeConcernErrors"):
             raise
-        return WriteResult(inserted=exc.details.get("nInserted", 0), duplicates=len(errors))
+        duplicate_ids = [docs[e["index"]]["_id"] for e in errors]
+        return WriteResult(inserted=exc.details.get("nInserted", 0), duplicates=len(errors),
+                           duplicate_ids=duplicate_ids)
 
 
 def with_retry(
@@ -100,6 +117,7 @@ class EventStore:
         self.client = connect(url)
         self.db = self.client[db]
         self.website_logs = self.db[WEBSITE_LOGS]
+        self.exit_link_logs = self.db[EXIT_LINK_LOGS]
         self.dead_letters = self.db[DEAD_LETTERS]
 
     def ensure_indexes(self) -> None:
@@ -107,6 +125,8 @@ class EventStore:
         for keys, options in WEBSITE_LOGS_INDEXES:
             self.website_logs.create_index(keys, **options)
         self.dead_letters.create_index([("datetime", pymongo.ASCENDING)])
+        self.exit_link_logs.create_index([("datetime", pymongo.ASCENDING)])
+        self.exit_link_logs.create_index([("stored_at", pymongo.ASCENDING)])
 
     def apply_validator(self, schema: dict[str, Any]) -> bool:
         """Attach the $jsonSchema validator to website_logs where the server supports it.
@@ -123,11 +143,65 @@ class EventStore:
             log.info("eventlog: server does not apply validators (%s); pipeline validation only", exc)
             return False
 
-    def store_page_views(self, docs: list[dict[str, Any]]) -> WriteResult:
+    def store_writes(self, writes: list[dict[str, Any]]) -> WriteResult:
+        """Perform the writes enrichment produced (see pipeline.enrich), idempotently."""
         stored_at = datetime.now(UTC)
+        by_kind: dict[str, list[dict[str, Any]]] = {"page_view": [], "page_view_merge": [], "exit_link": []}
+        for write in writes:
+            write = dict(write)
+            by_kind[write.pop("_write", "page_view")].append(write)
+        result = self.store_page_views(by_kind["page_view"], stored_at)
+        result.add(self.merge_page_views(by_kind["page_view_merge"], stored_at))
+        result.add(insert_idempotent(self.exit_link_logs, [dict(d, stored_at=stored_at) for d in by_kind["exit_link"]]))
+        return result
+
+    def store_page_views(self, docs: list[dict[str, Any]], stored_at: datetime | None = None) -> WriteResult:
+        stored_at = stored_at or datetime.now(UTC)
         for doc in docs:
             doc.setdefault("stored_at", stored_at)
-        return insert_idempotent(self.website_logs, docs)
+            # When the document last changed, for incremental rollups. Epoch seconds:
+            # nx-27017 turns a date written by $set into a string, a number it keeps.
+            doc.setdefault("updated_ts", doc["stored_at"].timestamp())
+        result = insert_idempotent(self.website_logs, docs)
+        if result.duplicate_ids:
+            # Either a redelivery (the update changes nothing) or the tracker's
+            # record of the same page view arrived first: add the server's fields.
+            wanted = set(result.duplicate_ids)
+            self._complete_tracker_records([d for d in docs if d["_id"] in wanted])
+        return result
+
+    def _complete_tracker_records(self, docs: list[dict[str, Any]]) -> None:
+        operations = []
+        for doc in docs:
+            # datetime stays the tracker's: nx-27017 stores a date written by $set as a string.
+            server = {k: v for k, v in doc.items()
+                      if k not in TRACKER_OWNED and k not in LOCATION_FIELDS
+                      and k not in ("_id", "stored_at", "datetime")}
+            location = {k: doc[k] for k in LOCATION_FIELDS if k in doc}
+            operations.append(UpdateOne({"_id": doc["_id"]},
+                                        {"$set": dict(server, updated_ts=doc["updated_ts"]),
+                                         "$addToSet": {"sources": doc["source"]}}))
+            # A position the browser reported beats the GeoIP guess.
+            operations.append(UpdateOne({"_id": doc["_id"], "location_source": {"$ne": "browser"}},
+                                        {"$set": location}))
+        self.website_logs.bulk_write(operations, ordered=False)
+
+    def merge_page_views(self, merges: list[dict[str, Any]], stored_at: datetime | None = None) -> WriteResult:
+        """Tracker details into page views: upserts, so the first record to arrive creates
+        the document and the others add to it, in any order, any number of times."""
+        if not merges:
+            return WriteResult()
+        operations = [UpdateOne({"_id": m["_id"]}, _merge_update(m, stored_at or datetime.now(UTC)), upsert=True)
+                      for m in merges]
+        try:
+            self.website_logs.bulk_write(operations, ordered=False)
+        except BulkWriteError as exc:
+            # Two upserts of one new _id racing: the loser retries as a plain update.
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            self.website_logs.bulk_write([operations[e["index"]] for e in errors], ordered=False)
+        return WriteResult(merged=len(merges))
 
     def store_dead_letters(self, docs: Iterable[dict[str, Any]]) -> WriteResult:
         return insert_idempotent(self.dead_letters, list(docs))
@@ -138,6 +212,19 @@ class EventStore:
             return True
         except PyMongoError:
             return False
+
+
+def _merge_update(merge: dict[str, Any], stored_at: datetime) -> dict[str, Any]:
+    update: dict[str, Any] = {
+        "$setOnInsert": dict(merge["set_on_insert"], stored_at=stored_at),  # a date: insert keeps it
+        "$addToSet": {"sources": "js"},
+    }
+    merge["set"] = dict(merge["set"], updated_ts=stored_at.timestamp())
+    if merge["set"]:
+        update["$set"] = merge["set"]
+    if merge["max"]:
+        update["$max"] = merge["max"]
+    return update
 
 
 def load_validator(path: str | Path) -> dict[str, Any]:

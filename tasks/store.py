@@ -75,9 +75,9 @@ def store_events(requests: list[Any]) -> int:
     store = event_store()
     if dead:
         with_retry(lambda: store.store_dead_letters(dead), "dead-letter write")
-    result = with_retry(lambda: store.store_page_views(docs), "bulk write")
+    result = with_retry(lambda: store.store_writes(docs), "bulk write")
     log.info(
-        "eventlog: stored %d events (%d already stored, %d dead letters) from %d messages",
-        result.inserted, result.duplicates, len(dead), len(requests),
+        "eventlog: stored %d events (%d already stored, %d merged, %d dead letters) from %d messages",
+        result.inserted, result.duplicates, result.merged, len(dead), len(requests),
     )
     return result.inserted

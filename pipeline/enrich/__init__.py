@@ -1,21 +1,26 @@
-"""Enrichment: turn a validated raw page view into a website_logs document."""
+"""Enrichment: turn validated raw events into the writes the store task performs.
+
+Every write is a dict with a ``_write`` key naming what to do with it:
+``page_view`` (insert into website_logs), ``page_view_merge`` (merge tracker
+details into the page view the middleware recorded, or create it if the page
+was served without the middleware) and ``exit_link`` (insert into exit_link_logs).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pipeline.enrich.geo import GeoLocator, anonymize_ip
+from pipeline.enrich.reverse import reverse_locate
 from pipeline.enrich.useragent import parse_user_agent
-from pipeline.events import InvalidEvent, dead_letter, validate_page_view
+from pipeline.events import TRACKER_FIELDS, InvalidEvent, dead_letter, validate_page_view, validate_tracked
 from pipeline.urlmap import FALLBACK_EVENT_NAME, event_name_for
 
 __all__ = ["enrich_events", "enrich_page_view", "GeoLocator", "anonymize_ip", "parse_user_agent"]
 
 
-def enrich_page_view(
-    doc: dict[str, Any], geo: GeoLocator | None, anonymize: bool = False
-) -> dict[str, Any]:
-    """Add event_name, user-agent and location fields to a validated page view."""
+def _request_fields(doc: dict[str, Any], geo: GeoLocator | None, anonymize: bool) -> None:
+    """event_name, user agent and GeoIP fields, derived in place."""
     doc["event_name"] = event_name_for(doc["path_info"])
     doc["url_mapped"] = doc["event_name"] != FALLBACK_EVENT_NAME
     doc.update(parse_user_agent(doc.get("user_agent") or ""))
@@ -24,20 +29,94 @@ def enrich_page_view(
     doc["location_source"] = "geoip" if doc["country"] is not None else None
     if anonymize and ip:
         doc["ip_address"] = anonymize_ip(ip)
+
+
+def enrich_page_view(doc: dict[str, Any], geo: GeoLocator | None, anonymize: bool = False) -> dict[str, Any]:
+    """Add event_name, user-agent and location fields to a validated page view."""
+    _request_fields(doc, geo, anonymize)
+    doc["sources"] = [doc["source"]]
+    doc["_write"] = "page_view"
     return doc
+
+
+def _standalone_page_view(event: dict[str, Any]) -> dict[str, Any]:
+    """The page view a tracker event stands for when no middleware record exists."""
+    return {
+        "path_info": event["path"],
+        "visited_by": event["visited_by"],
+        "user_agent": event["user_agent"],
+        "ip_address": event["ip_address"],
+        "datetime": event["datetime"],
+        "first_time_visit": event["first_time_visit"],
+        "method": "GET",
+        "referrer": event["referrer"],
+        "page_title": event["title"],
+        "view_args": [],
+        "view_kwargs": {},
+        "post_data": None,
+        "visitor_id": event["visitor_id"],
+        "status_code": None,
+        "source": "js",
+    }
+
+
+def _tracker_merge(event: dict[str, Any], geo: GeoLocator | None, anonymize: bool) -> dict[str, Any]:
+    base = _standalone_page_view(event)
+    _request_fields(base, geo, anonymize)
+    to_set: dict[str, Any] = {}
+    to_max: dict[str, Any] = {}
+    kind = event["kind"]
+    if kind == "js.pageview":
+        to_set["page_title"] = event["title"]
+        for name in TRACKER_FIELDS[1:]:
+            if event.get(name) is not None:
+                to_set[name] = event[name]
+    elif kind == "js.visit_end":
+        to_max["visit_duration"] = round(event["duration_ms"] / 1000.0, 1)
+    elif kind == "js.location":
+        to_set.update(reverse_locate(event["latitude"], event["longitude"]))
+        to_set["location_source"] = "browser"
+        to_set["location_accuracy"] = event.get("accuracy")
+    # MongoDB refuses one field in two operators: what is set wins over the insert-only default.
+    on_insert = {k: v for k, v in base.items() if k not in to_set and k not in to_max}
+    return {"_write": "page_view_merge", "_id": event["page_view_id"], "set": to_set, "max": to_max,
+            "set_on_insert": on_insert}
+
+
+def _exit_link(event: dict[str, Any], anonymize: bool) -> dict[str, Any]:
+    ip = event["ip_address"]
+    return {
+        "_write": "exit_link",
+        "_id": event["event_id"],
+        "exit_link": event["url"],
+        "path_info": event["path"],
+        "page_view_id": event["page_view_id"],
+        "datetime": event["datetime"],
+        "visited_by": event["visited_by"],
+        "visitor_id": event["visitor_id"],
+        "ip_address": anonymize_ip(ip) if anonymize and ip else ip,
+    }
+
+
+def _enrich_one(raw: Any, geo: GeoLocator | None, anonymize: bool) -> dict[str, Any]:
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    if kind is None:
+        return enrich_page_view(validate_page_view(raw), geo, anonymize)
+    event = validate_tracked(raw)
+    if event["kind"] == "js.exit":
+        return _exit_link(event, anonymize)
+    return _tracker_merge(event, geo, anonymize)
 
 
 def enrich_events(
     raw_events: list[Any], geo: GeoLocator | None, anonymize: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Validate and enrich a micro-batch: (documents, dead letters)."""
-    docs: list[dict[str, Any]] = []
+    """Validate and enrich a micro-batch: (writes, dead letters)."""
+    writes: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
     for raw in raw_events:
         try:
-            doc = validate_page_view(raw)
+            writes.append(_enrich_one(raw, geo, anonymize))
         except InvalidEvent as exc:
             dead.append(dead_letter(raw, str(exc), stage="enrich"))
-            continue
-        docs.append(enrich_page_view(doc, geo, anonymize))
-    return docs, dead
+    return writes, dead
