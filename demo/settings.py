@@ -79,6 +79,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The load generator plays a reverse proxy that sets X-Forwarded-For.
 EVENTLOG_TRUSTED_PROXIES = int(os.environ.get("EVENTLOG_TRUSTED_PROXIES", "1"))
+EVENTLOG_PROGRESS_CATALOGUE = "demo.catalogue.course_for"
 # The demo asks visitors for their position (the browser prompts; a refusal is fine).
 EVENTLOG_TRACKER_GEOLOCATION = os.environ.get("EVENTLOG_TRACKER_GEOLOCATION", "1") == "1"
 

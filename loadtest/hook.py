@@ -94,6 +94,14 @@ def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any =
         raise RuntimeError(f"unexpected response {status}")
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _call(handler: Any, environ: dict[str, Any]) -> int:
     env = dict(environ)
     env["wsgi.input"] = io.BytesIO(b"")
@@ -116,6 +124,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with_hook = WSGIHandler()  # starts the spool and its shipper, as a web process would
 
     from django_hook import handoff
+
+    # What the shipper imports on its first shipment in a fresh web process, done
+    # here before timing (a long-running process has paid it); time and memory kept.
+    rss0, t0 = _rss_mb(), time.perf_counter()
+    import tasks.publish  # noqa: F401
+
+    cold = {"publish_import_s": round(time.perf_counter() - t0, 3), "publish_import_rss_mb": round(_rss_mb() - rss0, 1)}
 
     variants = {
         ("returning", "without"): (without, _environ(cookie=True)),
@@ -154,6 +169,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         stats["added_p99_us"] = round_or_none(stats["with_p99_us"] - stats["without_p99_us"], 1)
         stats["paired_diff_p50_us"] = round_or_none(percentile(paired, 50), 1)
         result[visitor] = stats
+    result["cold_start"] = cold
+    result["process_rss_mb"] = round(_rss_mb(), 1)
     result["events_shipped"] = shipper.shipped if shipper is not None else 0
     result["events_expected"] = hooked_requests
     result["spool_drained"] = drained

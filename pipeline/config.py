@@ -48,6 +48,9 @@ class Settings:
     tracker_geolocation: bool = False  # ask the browser for its position (opt-in per site)
     respect_dnt: bool = True  # tracker stays silent under Do Not Track / Global Privacy Control
     tracker_queue_max: int = 200  # events a browser keeps while offline (oldest dropped)
+    # Dotted path of the site's function (foss, language) -> [{"title", "length", "url"}] | None
+    progress_catalogue: str = ""
+    pending_seconds: int = 120  # how long a learner's own unstored progress is overlaid on reads
     web_port: int = 8000
     flower_port: int = 5555
 

@@ -315,6 +315,9 @@ def new_state(username: str, foss: str, language: str, tutorial: str) -> dict[st
 def from_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A stored document (or a state) as a normalised state: datetimes, bools, sorted minutes.
 
+    Only the progress fields are kept (no ``_id``), so a stored document and the pure result of
+    the same reports compare equal.
+
     ``visits`` is derived from ``visit_ids`` here, so readers are right even before the
     conditional $set that keeps the stored counter in sync has run.
     """
@@ -410,10 +413,10 @@ def percent_watched(state: Mapping[str, Any] | None) -> int:
 
 def summary(state: Mapping[str, Any] | None) -> dict[str, Any]:
     """What the player and the course page show for one tutorial."""
-    state = from_doc(state) if state is not None else None
     if state is None:
         return {"started": False, "completed": False, "manual": False, "percent_watched": 0,
                 "resume_position": 0, "visits": 0, "last_report_at": None, "completed_at": None}
+    state = from_doc(state)
     return {
         "started": state["last_report_at"] is not None,
         "completed": state["completed"],

@@ -18,7 +18,7 @@ nor safe against redelivery, overlapping runs or late events). Instead:
 3. Recompute every affected day completely from ``website_logs`` (and
    ``exit_link_logs``) for that day, selected by a ``datetime`` range (``datetime``
    index), and replace the day's rollup documents: upserts by deterministic ``_id``
-   (``"{day}|{dimension}|{key}"``), then deletion of the day's keys that no longer
+   (``"{dimension}|{day}|{key}"``), then deletion of the day's keys that no longer
    occur.
 4. Only then advance the watermark to the largest ``stored_at`` seen (the server's
    data, not this host's clock).
@@ -60,7 +60,7 @@ new visitors those with a ``first_time_visit`` page view that day.
 
 ``stats_daily_dim``: one per day, dimension and key::
 
-    {_id: "{day}|{dimension}|{ref}", day, dimension, ref, key, count, <extras>}
+    {_id: "{dimension}|{day}|{ref}", day, dimension, ref, key, count, <extras>}
 
 Dimensions (see ``DIMENSIONS``): event, path, country (+country_code), region
 (+country, country_code), city (+region, country, country_code), browser, os,
@@ -91,15 +91,21 @@ misbehave, so they are not used:
 - ``$group`` on a boolean field (the keys come back as 0/1): booleans are used
   in ``$match`` only;
 - ``$exists`` (ignores fields that hold null): ``{$ne: null}`` instead;
+- ``$ne`` on a field some documents lack, when a ``$project`` follows (those
+  documents are dropped): "not a bot" is ``{is_bot: {$nin: [true]}}``, which keeps
+  events stored without ``is_bot``; ``$not`` is not implemented;
 - ``$cond`` inside ``$sum`` (rejected): a separate ``$match`` per condition;
-- ``$avg`` (SQLite float noise) and ``$dateToString``: averages are ``$sum`` / count
-  in Python, days come from the ``find`` range;
+- ``$avg`` (SQLite float noise): averages are ``$sum`` / count in Python;
+  ``$dateToString`` (has returned None) is not needed: days come from ``find`` ranges;
+- a filter string that starts with a date and goes on (``"2024-03-01|x"``) matches
+  nothing (find, update, delete, ``$in``/``$nin``), though a bare ``"2024-03-01"``
+  works: dimension documents' ``_id`` start with the dimension, not the day;
 - updates: ``$set`` of a date on an existing document stores a string, ``$max``
   on dates does nothing, and ``replace_one(..., upsert=True)`` ignores the filter's
   ``_id`` unless the replacement carries it: every stats document is written whole
   with ``ReplaceOne`` including its ``_id``; the lease stores epoch seconds.
 
-Operators used: ``$match`` (``$in``, ``$nin``, ``$ne``, ``$gt``/``$gte``/``$lt``/``$lte``
+Operators used: ``$match`` (``$in``, ``$nin``, ``$ne`` (with null only), ``$gt``/``$gte``/``$lt``/``$lte``
 on numbers and strings), ``$project``, ``$concat``, ``$ifNull``, ``$toString``,
 ``$size``, ``$group`` with ``$sum``/``$first``/``$max``/``$addToSet``, ``$bucket``,
 ``$sort``, ``$limit``.
@@ -142,7 +148,8 @@ ID_CHUNK = 5000
 KEY_SEP = "\x1f"
 MAX_REF = 200
 
-HUMAN: dict[str, Any] = {"is_bot": {"$ne": True}}
+# Not {"$ne": True}: on nx-27017, $ne drops documents missing the field once $project follows.
+HUMAN: dict[str, Any] = {"is_bot": {"$nin": [True]}}
 DURATION_BOUNDARIES = [0, 10, 30, 60, 180, 600]
 DURATION_LABELS = ["0-10s", "10-30s", "30-60s", "1-3m", "3-10m", "10m+"]
 _DURATION_DEFAULT = "600+"
@@ -450,7 +457,7 @@ def rollup_day(db: Any, day: date | datetime | str, now: datetime | None = None,
         limit = spec[name].top if name in spec else None
         for parts, n in _top(counts, limit):
             ref = _ref(parts)
-            doc_id = f"{key}|{name}|{ref}"
+            doc_id = f"{name}|{key}|{ref}"  # not day-first: see the nx-27017 notes
             doc = {"_id": doc_id, "day": key, "dimension": name, "ref": ref, "key": parts[0], "count": n}
             doc.update(zip(extras, parts[1:], strict=True))
             writes.append(ReplaceOne({"_id": doc_id}, doc, upsert=True))
@@ -552,7 +559,7 @@ def run_rollups(db: Any, now: datetime | None = None, tutorials: dict[str, list[
     ``tutorials`` maps foss -> the titles of its tutorials (the course), used for
     the course progress distribution. Returns what was done::
 
-        {"skipped": None | "locked", "days": ["YYYY-MM-DD", ...], "events": n,
+        {"skipped": None | "locked" | "lease lost", "days": ["YYYY-MM-DD", ...], "events": n,
          "watermarks": {...}, "tutorials": {...}}
     """
     now = now or datetime.now(UTC)
@@ -567,7 +574,9 @@ def run_rollups(db: Any, now: datetime | None = None, tutorials: dict[str, list[
         for day in sorted(days):
             rollup_day(db, day, now)
             done.append(day_str(day))
-            acquire_lock(db, owner, lock_ttl)  # renew
+            if not acquire_lock(db, owner, lock_ttl):  # renew; lost only if a day took longer than the TTL
+                log.warning("eventlog rollups: lease lost after %s; leaving the rest to the next run", done[-1])
+                return {"skipped": "lease lost", "days": done, "events": seen, "watermarks": {}, "tutorials": {}}
         for name, mark in marks.items():
             # whole-document replace (with _id); dates stay dates on every server
             db[STATS_WATERMARKS].replace_one({"_id": name}, {"_id": name, **mark, "updated_at": now}, upsert=True)

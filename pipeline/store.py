@@ -15,6 +15,7 @@ import pymongo
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
+from pipeline import progress
 from pipeline.events import LOCATION_FIELDS, TRACKER_FIELDS
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 DUPLICATE_KEY = 11000
 WEBSITE_LOGS = "website_logs"
 EXIT_LINK_LOGS = "exit_link_logs"
+TUTORIAL_PROGRESS_LOGS = "tutorial_progress_logs"
 DEAD_LETTERS = "dead_letters"
 
 # Fields of a page view that a middleware record never overwrites.
@@ -118,6 +120,7 @@ class EventStore:
         self.db = self.client[db]
         self.website_logs = self.db[WEBSITE_LOGS]
         self.exit_link_logs = self.db[EXIT_LINK_LOGS]
+        self.tutorial_progress = self.db[TUTORIAL_PROGRESS_LOGS]
         self.dead_letters = self.db[DEAD_LETTERS]
 
     def ensure_indexes(self) -> None:
@@ -127,6 +130,7 @@ class EventStore:
         self.dead_letters.create_index([("datetime", pymongo.ASCENDING)])
         self.exit_link_logs.create_index([("datetime", pymongo.ASCENDING)])
         self.exit_link_logs.create_index([("stored_at", pymongo.ASCENDING)])
+        progress.ensure_indexes(self.tutorial_progress)
 
     def apply_validator(self, schema: dict[str, Any]) -> bool:
         """Attach the $jsonSchema validator to website_logs where the server supports it.
@@ -146,13 +150,21 @@ class EventStore:
     def store_writes(self, writes: list[dict[str, Any]]) -> WriteResult:
         """Perform the writes enrichment produced (see pipeline.enrich), idempotently."""
         stored_at = datetime.now(UTC)
-        by_kind: dict[str, list[dict[str, Any]]] = {"page_view": [], "page_view_merge": [], "exit_link": []}
+        by_kind: dict[str, list[dict[str, Any]]] = {
+            "page_view": [], "page_view_merge": [], "exit_link": [], "progress_report": [], "progress_mark": []}
         for write in writes:
             write = dict(write)
             by_kind[write.pop("_write", "page_view")].append(write)
         result = self.store_page_views(by_kind["page_view"], stored_at)
         result.add(self.merge_page_views(by_kind["page_view_merge"], stored_at))
         result.add(insert_idempotent(self.exit_link_logs, [dict(d, stored_at=stored_at) for d in by_kind["exit_link"]]))
+        # One learner's reports are few and each is a handful of atomic updates;
+        # applied in arrival order (the rules themselves tolerate any order).
+        for write in by_kind["progress_report"]:
+            progress.apply_report_to_collection(self.tutorial_progress, write["event"])
+        for write in by_kind["progress_mark"]:
+            progress.apply_mark_to_collection(self.tutorial_progress, write["event"])
+        result.merged += len(by_kind["progress_report"]) + len(by_kind["progress_mark"])
         return result
 
     def store_page_views(self, docs: list[dict[str, Any]], stored_at: datetime | None = None) -> WriteResult:

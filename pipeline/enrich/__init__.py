@@ -3,7 +3,8 @@
 Every write is a dict with a ``_write`` key naming what to do with it:
 ``page_view`` (insert into website_logs), ``page_view_merge`` (merge tracker
 details into the page view the middleware recorded, or create it if the page
-was served without the middleware) and ``exit_link`` (insert into exit_link_logs).
+was served without the middleware), ``exit_link`` (insert into exit_link_logs)
+and ``progress_report`` / ``progress_mark`` (tutorial_progress_logs).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pipeline.enrich.geo import GeoLocator, anonymize_ip
 from pipeline.enrich.reverse import reverse_locate
 from pipeline.enrich.useragent import parse_user_agent
 from pipeline.events import TRACKER_FIELDS, InvalidEvent, dead_letter, validate_page_view, validate_tracked
+from pipeline.progress import InvalidReport, validate_mark, validate_report
 from pipeline.urlmap import FALLBACK_EVENT_NAME, event_name_for
 
 __all__ = ["enrich_events", "enrich_page_view", "GeoLocator", "anonymize_ip", "parse_user_agent"]
@@ -98,10 +100,25 @@ def _exit_link(event: dict[str, Any], anonymize: bool) -> dict[str, Any]:
     }
 
 
+def _progress(raw: dict[str, Any]) -> dict[str, Any]:
+    """A learner's report or mark, validated; the store applies it atomically."""
+    try:
+        if raw["kind"] == "progress.report":
+            validate_report(raw)
+        else:
+            validate_mark(raw)
+    except InvalidReport as exc:
+        raise InvalidEvent(str(exc)) from None
+    fields = {k: v for k, v in raw.items() if k != "kind"}
+    return {"_write": raw["kind"].replace(".", "_"), "event": fields}
+
+
 def _enrich_one(raw: Any, geo: GeoLocator | None, anonymize: bool) -> dict[str, Any]:
     kind = raw.get("kind") if isinstance(raw, dict) else None
     if kind is None:
         return enrich_page_view(validate_page_view(raw), geo, anonymize)
+    if kind in ("progress.report", "progress.mark"):
+        return _progress(raw)
     event = validate_tracked(raw)
     if event["kind"] == "js.exit":
         return _exit_link(event, anonymize)

@@ -284,7 +284,7 @@ def test_every_daily_figure(db: Any) -> None:
     assert day3["country"] == {("Germany", "DE"): 2, ("China", "CN"): 1, ("United Kingdom", "GB"): 1}
     assert day3["browser"] == {("Chrome",): 3, ("Mobile Safari",): 1}  # the doc without is_bot is human
     assert "exit_link" not in day3 and "bot" not in day3
-    assert db.stats_daily_dim.find_one({"_id": "2024-03-01|country|United Kingdom|GB"})["count"] == 3
+    assert db.stats_daily_dim.find_one({"_id": "country|2024-03-01|United Kingdom|GB"})["count"] == 3
 
 
 def test_top_n_cut(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
