@@ -1,0 +1,231 @@
+"""Tutorial progress end to end: the API (auth, validation, isolation between users)
+and the demo's watch and search pages in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.helpers.pipeline import Pipeline, purge_queues, wait_until
+from tests.integration.test_tracker_browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "demo-password"
+BASICS = ("BASH", "Basics of Shell Scripting", "English")  # 242 s: 5 minutes, complete at 4
+GLOBBING = ("BASH", "Globbing and Export statement", "English")  # 207 s: 4 minutes, complete at 4
+
+
+def watch_path(foss: str, title: str, language: str) -> str:
+    return f"/watch/{foss}/{title.replace(' ', '-')}/{language}/"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, mongo, redis_url: str, demo_var_dir: Path) -> Iterator[Pipeline]:  # noqa: ANN001
+    purge_queues(redis_url)
+    pipeline = Pipeline(tmp_path_factory.mktemp("progress"), redis_url, mongo.url, mongo.db, demo_var_dir)
+    try:
+        pipeline.worker()
+        pipeline.web(workers=2)
+        yield pipeline
+    finally:
+        pipeline.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def progress_doc(mongo, username: str, foss: str, title: str, language: str) -> dict | None:  # noqa: ANN001
+    return mongo.database.tutorial_progress_logs.find_one(
+        {"username": username, "foss": foss, "tutorial": title, "language": language})
+
+
+# ------------------------------------------------------------------ API
+
+
+def api_session(site: Pipeline, username: str) -> requests.Session:
+    session = requests.Session()
+    session.get(site.url("/accounts/login/"), timeout=10)
+    answer = session.post(site.url("/accounts/login/"), timeout=10, allow_redirects=False,
+                          data={"username": username, "password": PASSWORD,
+                                "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+                          headers={"Referer": site.url("/accounts/login/")})
+    assert answer.status_code == 302
+    session.headers.update({"X-CSRFToken": session.cookies["csrftoken"], "Referer": site.url("/"),
+                            "Content-Type": "application/json"})
+    return session
+
+
+def report(foss: str, title: str, language: str, **fields) -> str:
+    body = {"foss": foss, "tutorial": title, "language": language, "position": 30.0, "minutes": [0],
+            "visit_id": uuid.uuid4().hex, "report_id": uuid.uuid4().hex, **fields}
+    return json.dumps(body)
+
+
+def test_anonymous_users_get_401_and_no_data(site, mongo):  # noqa: ANN001
+    plain = requests.Session()
+    assert plain.get(site.url("/eventlog/progress/?foss=BASH&language=English"), timeout=10).status_code == 401
+    answer = plain.post(site.url("/eventlog/progress/"), data=report(*BASICS), timeout=10,
+                        headers={"Content-Type": "application/json"})
+    # Django's CSRF check refuses an anonymous POST before the view (403); either way nothing is written.
+    assert answer.status_code in (401, 403)
+    assert "AnonymousUser" not in mongo.database.tutorial_progress_logs.distinct("username")
+
+
+def test_a_report_is_read_back_at_once_and_only_by_its_author(site, mongo):  # noqa: ANN001
+    alice, bob = api_session(site, "learner4"), api_session(site, "learner5")
+    # The user comes from the session: a username in the payload is ignored.
+    answer = alice.post(site.url("/eventlog/progress/"), timeout=10,
+                        data=report(*BASICS, position=130.0, minutes=[0, 1, 2], username="learner5"))
+    assert answer.status_code == 200
+    assert answer.json()["percent_watched"] == 60 and answer.json()["resume_position"] == 120
+    # Read-your-writes: the very next GET reflects the report, stored or not yet.
+    course = alice.get(site.url("/eventlog/progress/?foss=BASH&language=English"), timeout=10).json()
+    row = next(r for r in course["tutorials"] if r["tutorial"] == BASICS[1])
+    assert row["percent_watched"] == 60 and row["started"]
+    assert course["continue_with"] == BASICS[1] and course["resume_url"].endswith("?t=120")
+    bob_course = bob.get(site.url("/eventlog/progress/?foss=BASH&language=English"), timeout=10).json()
+    assert all(not r["started"] for r in bob_course["tutorials"])
+    wait_until(lambda: progress_doc(mongo, "learner4", *BASICS), 30, "the report to be stored")
+    assert progress_doc(mongo, "learner5", *BASICS) is None
+    assert progress_doc(mongo, "learner4", *BASICS)["minutes_watched"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"tutorial": "No Such Tutorial"}, "unknown tutorial"),
+        ({"position": -5}, "negative"),
+        ({"position": 10_000}, "beyond the end"),
+        ({"minutes": [99]}, "minute"),
+        ({"position": "soon"}, "number"),
+        ({"visit_id": ""}, "visit_id"),
+    ],
+)
+def test_invalid_reports_are_400_with_a_clear_error(site, fields, fragment):  # noqa: ANN001
+    alice = api_session(site, "learner4")
+    body = json.loads(report(*BASICS))
+    body.update(fields)
+    answer = alice.post(site.url("/eventlog/progress/"), data=json.dumps(body), timeout=10)
+    assert answer.status_code == 400
+    assert fragment in answer.json()["error"]
+
+
+def test_marks_change_only_the_authors_progress(site, mongo):  # noqa: ANN001
+    carol = api_session(site, "learner6")
+    mark = {"foss": "Python", "language": "Tamil", "tutorial": "Saving plots", "completed": True}
+    answer = carol.post(site.url("/eventlog/progress/mark/"), data=json.dumps(mark), timeout=10)
+    assert answer.status_code == 200 and answer.json()["completed"] and answer.json()["manual"]
+    course = carol.get(site.url("/eventlog/progress/?foss=Python&language=Tamil"), timeout=10).json()
+    assert course["completed"] == 1 and course["percent"] == 20
+    english = carol.get(site.url("/eventlog/progress/?foss=Python&language=English"), timeout=10).json()
+    assert english["completed"] == 0  # the same tutorial in another language is separate progress
+    doc = wait_until(lambda: progress_doc(mongo, "learner6", "Python", "Saving plots", "Tamil"), 30, "the mark")
+    assert doc["manual"]
+
+
+# ------------------------------------------------------------------ browser
+
+
+def login(page: Page, site: Pipeline, username: str) -> None:
+    page.goto(site.url("/accounts/login/"))
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button")
+    page.wait_for_url(site.url("/"))
+
+
+def play(page: Page, start: float = 0.0) -> None:
+    page.evaluate("""start => {
+        const v = document.getElementById('player');
+        v.muted = true;
+        v.playbackRate = 16;
+        v.currentTime = start;
+        return v.play();
+    }""", start)
+
+
+def test_learner_plays_a_video_and_it_completes_at_80_percent(site, mongo, browser):  # noqa: ANN001
+    page = browser.new_page()
+    login(page, site, "learner3")
+    page.goto(site.url(watch_path(*BASICS)))
+    assert page.text_content("#completed") == "No"
+    play(page)
+    # 4 of 5 minutes watched completes it; the page says so without a reload.
+    page.wait_for_function("document.getElementById('completed').textContent === 'Yes'", timeout=60_000)
+    page.evaluate("document.getElementById('player').pause()")
+    doc = wait_until(lambda: (d := progress_doc(mongo, "learner3", *BASICS)) and d["completed"] and d, 30,
+                     "completion to be stored")
+    assert set(doc["minutes_watched"]) >= {0, 1, 2, 3}
+    assert doc["completed_at"]
+    page.close()
+
+
+def test_seeking_to_the_end_does_not_complete_and_resume_opens_at_the_last_minute(site, mongo, browser):  # noqa: ANN001
+    page = browser.new_page()
+    login(page, site, "learner3")
+    page.goto(site.url(watch_path(*GLOBBING)))
+    play(page, start=195)  # skip straight to the last minute and let it end
+    page.wait_for_function("document.getElementById('player').ended", timeout=30_000)
+    doc = wait_until(lambda: (d := progress_doc(mongo, "learner3", *GLOBBING)) and d, 30, "the report")
+    assert doc["minutes_watched"] == [3]
+    assert not doc["completed"]
+    assert page.text_content("#completed") == "No"
+    page.goto(site.url(watch_path(*GLOBBING)))
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    assert page.evaluate("document.getElementById('player').currentTime") == 180
+    page.close()
+
+
+def test_search_page_shows_course_progress_and_where_to_continue(site, browser):  # noqa: ANN001
+    page = browser.new_page()
+    login(page, site, "learner3")  # completed BASICS, started GLOBBING in the tests above
+    page.goto(site.url("/tutorial-search/?foss=BASH&language=English"))
+    assert page.text_content("#course-percent") == "13% complete"  # 1 of 8
+    rows = page.locator("tr:has(td.completed)")
+    statuses = {rows.nth(i).locator("a").text_content(): rows.nth(i).locator("td.completed").text_content()
+                for i in range(rows.count())}
+    assert statuses[BASICS[1]] == "Completed: Yes"
+    assert statuses[GLOBBING[1]] == "Completed: No"
+    assert page.get_attribute("#continue", "href") == watch_path(*GLOBBING) + "?t=180"
+    page.close()
+
+
+def test_mark_buttons_override_and_show_at_once(site, browser):  # noqa: ANN001
+    page = browser.new_page()
+    login(page, site, "learner7")
+    page.goto(site.url(watch_path(*BASICS)))
+    page.click("#mark-complete")
+    page.wait_for_function("document.getElementById('completed').textContent === 'Yes'")
+    page.click("#mark-incomplete")
+    page.wait_for_function("document.getElementById('completed').textContent === 'No'")
+    page.reload()
+    assert page.text_content("#completed") == "No"
+    page.close()
+
+
+def test_anonymous_visitors_see_no_progress_and_send_no_progress_requests(site, browser):  # noqa: ANN001
+    page = browser.new_page()
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    page.goto(site.url(watch_path(*BASICS)))
+    play(page, start=100)
+    page.wait_for_timeout(3000)
+    page.evaluate("document.getElementById('player').pause()")
+    assert page.locator("#completed").count() == 0
+    page.goto(site.url("/tutorial-search/?foss=BASH&language=English"))
+    assert "Please login to see and save your course progress" in page.text_content("#login-hint")
+    assert page.locator("#course-percent").count() == 0
+    assert not [u for u in urls if "/eventlog/progress" in u]
+    page.close()
