@@ -505,6 +505,19 @@ def _days_since(coll: Any, field_name: str, cutoff: datetime) -> tuple[set[date]
     return days, newest, seen
 
 
+def _days_changed_since(coll: Any, cutoff_ts: float) -> tuple[set[date], float | None]:
+    """Days (of ``datetime``) of documents with ``updated_ts`` > cutoff, and the newest value."""
+    days: set[date] = set()
+    newest: float | None = None
+    for doc in coll.find({"updated_ts": {"$gt": cutoff_ts}}, {"datetime": 1, "updated_ts": 1}):
+        when, mark = doc.get("datetime"), doc.get("updated_ts")
+        if isinstance(when, datetime):
+            days.add(_as_utc(when).date())
+        if isinstance(mark, int | float):
+            newest = mark if newest is None or mark > newest else newest
+    return days, newest
+
+
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     if a is None or b is None:
         return a or b
@@ -533,7 +546,16 @@ def affected_days(db: Any, overlap: timedelta = SAFETY_OVERLAP) -> tuple[set[dat
         new_days, newest, seen = _days_since(logs, "stored_at", wm["stored_at"] - overlap)
         days |= new_days
         newest = _later(wm["stored_at"], newest)
-    marks[WEBSITE_LOGS] = {"stored_at": newest}
+    # Page views also change after they were stored (the tracker's duration and
+    # title arrive later): updated_ts (epoch seconds) finds those days too.
+    since = wm.get("updated_ts") if wm else None
+    if wm is None:  # first run: every day is recomputed anyway
+        latest = logs.find_one({"updated_ts": {"$gt": 0}}, {"updated_ts": 1}, sort=[("updated_ts", -1)])
+        newest_ts = latest["updated_ts"] if latest else None
+    else:
+        changed_days, newest_ts = _days_changed_since(logs, (since or 0) - overlap.total_seconds())
+        days |= changed_days
+    marks[WEBSITE_LOGS] = {"stored_at": newest, "updated_ts": max(filter(None, (since, newest_ts)), default=None)}
 
     wm = _watermark(db, EXIT_LINK_LOGS)
     if wm is None or wm.get("datetime") is None:

@@ -530,3 +530,17 @@ def test_helpers() -> None:
     assert rollups.referrer_host("not a url") == "(other)"
     assert [rollups.duration_label(s) for s in (0, 9.9, 10, 29, 30, 59, 60, 179, 180, 599, 600, 10_000)] == [
         "0-10s", "0-10s", "10-30s", "10-30s", "30-60s", "30-60s", "1-3m", "1-3m", "3-10m", "3-10m", "10m+", "10m+"]
+
+
+def test_a_page_view_changed_after_it_was_stored_is_recounted(db: Any) -> None:
+    """The tracker's visit_duration reaches an old page view later; updated_ts marks it."""
+    load(db)
+    run_rollups(db, now=NOW, tutorials=TUTORIALS)
+    target = db.website_logs.find_one({"visit_duration": 600})
+    day = target["datetime"].date()
+    before = scalars(daily(db, day))
+    db.website_logs.update_one({"_id": target["_id"]},
+                               {"$set": {"visit_duration": 700, "updated_ts": (NOW + timedelta(hours=1)).timestamp()}})
+    result = run_rollups(db, now=NOW + timedelta(hours=2), tutorials=TUTORIALS)
+    assert day.isoformat() in result["days"]
+    assert scalars(daily(db, day))["duration_total"] == before["duration_total"] + 100
