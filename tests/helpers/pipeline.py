@@ -4,7 +4,8 @@ subprocesses, wired to the session's broker and store."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,16 @@ class Pipeline:
     def close(self) -> None:
         for proc in reversed(self.procs):
             proc.stop(timeout=10)
+
+
+@contextmanager
+def live_site(tmp: Path, broker_url: str, mongo: Any, var_dir: Path, **settings: Any) -> Iterator[Pipeline]:
+    """A worker for both stages and a 2-process demo site, for a module of tests."""
+    purge_queues(broker_url)
+    pipeline = Pipeline(tmp, broker_url, mongo.url, mongo.db, var_dir, **settings)
+    try:
+        pipeline.worker()
+        pipeline.web(workers=2)
+        yield pipeline
+    finally:
+        pipeline.close()

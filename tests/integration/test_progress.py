@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
-from tests.helpers.pipeline import Pipeline, purge_queues, wait_until
-from tests.integration.test_tracker_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.pipeline import Pipeline, live_site, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -28,22 +27,8 @@ def watch_path(foss: str, title: str, language: str) -> str:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, mongo, redis_url: str, demo_var_dir: Path) -> Iterator[Pipeline]:  # noqa: ANN001
-    purge_queues(redis_url)
-    pipeline = Pipeline(tmp_path_factory.mktemp("progress"), redis_url, mongo.url, mongo.db, demo_var_dir)
-    try:
-        pipeline.worker()
-        pipeline.web(workers=2)
-        yield pipeline
-    finally:
-        pipeline.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with live_site(tmp_path_factory.mktemp("progress"), redis_url, mongo, demo_var_dir) as site:
+        yield site
 
 
 def progress_doc(mongo, username: str, foss: str, title: str, language: str) -> dict | None:  # noqa: ANN001

@@ -8,15 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.helpers.pipeline import Pipeline, purge_queues, wait_until
+from tests.helpers.pipeline import Pipeline, live_site, wait_until
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SEARCH = "/tutorial-search/?foss=BASH&language=English"
 EXTERNAL = "https://www.gnu.org/software/bash/"
 LONDON_IP = "81.2.69.142"  # GB, England, London in the GeoIP test database
@@ -24,23 +21,8 @@ LONDON_IP = "81.2.69.142"  # GB, England, London in the GeoIP test database
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, mongo, redis_url: str, demo_var_dir: Path) -> Iterator[Pipeline]:  # noqa: ANN001
-    purge_queues(redis_url)
-    pipeline = Pipeline(tmp_path_factory.mktemp("tracker"), redis_url, mongo.url, mongo.db, demo_var_dir,
-                        tracker_geolocation=1)
-    try:
-        pipeline.worker()
-        pipeline.web(workers=2)
-        yield pipeline
-    finally:
-        pipeline.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with live_site(tmp_path_factory.mktemp("tracker"), redis_url, mongo, demo_var_dir, tracker_geolocation=1) as site:
+        yield site
 
 
 @pytest.fixture

@@ -7,20 +7,17 @@ database) and are checked against the pure functions step by step.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pymongo
 import pytest
 
-from deploy.stack import free_port, nx_proc, wait_for_port
 from pipeline.progress import (
     COLLECTION,
     MAX_VIDEO_LENGTH,
@@ -47,6 +44,7 @@ from pipeline.progress import (
     validate_mark,
     validate_report,
 )
+from tests.helpers.mongo import private_database
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 _ids = count()
@@ -533,24 +531,8 @@ def test_duplicate_key_on_first_upsert_falls_back_to_update() -> None:
 
 @pytest.fixture(scope="module")
 def progress_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pymongo.database.Database]:
-    external = os.environ.get("EVENTLOG_MONGO_URL")
-    if external:
-        client = pymongo.MongoClient(external, serverSelectionTimeoutMS=5000, tz_aware=True)
-        name = f"eventlog_progress_test_{uuid.uuid4().hex[:8]}"
-        yield client[name]
-        client.drop_database(name)
-        client.close()
-        return
-    port = free_port()
-    data_dir: Path = tmp_path_factory.mktemp("nx-progress")
-    proc = nx_proc(port, data_dir, data_dir / "stdout.log").start()
-    try:
-        wait_for_port("127.0.0.1", port, 30, "nx-27017")
-        client = pymongo.MongoClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=5000, tz_aware=True)
-        yield client["logs"]
-        client.close()
-    finally:
-        proc.stop()
+    with private_database(tmp_path_factory.mktemp("nx-progress"), "eventlog_progress_test") as db:
+        yield db
 
 
 @pytest.fixture

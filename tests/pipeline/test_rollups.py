@@ -6,18 +6,14 @@ records) whose every figure is computed by hand below.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pymongo
 import pytest
 
-from deploy.stack import free_port, nx_proc, wait_for_port
 from pipeline import rollups
 from pipeline.rollups import (
     acquire_lock,
@@ -28,6 +24,7 @@ from pipeline.rollups import (
     rollup_tutorials,
     run_rollups,
 )
+from tests.helpers.mongo import private_database
 
 COLLECTIONS = ("website_logs", "exit_link_logs", "tutorial_progress_logs", "stats_daily", "stats_daily_dim",
                "stats_tutorials", "stats_watermarks")
@@ -40,32 +37,14 @@ TUTORIALS = {"Python": ["Getting-Started", "Loops", "Functions", "Classes"]}
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[pymongo.MongoClient, str]]:
-    external = os.environ.get("EVENTLOG_MONGO_URL")
-    if external:
-        name = f"eventlog_rollups_{uuid.uuid4().hex[:8]}"
-        mongo = pymongo.MongoClient(external, serverSelectionTimeoutMS=5000, tz_aware=True)
-        yield mongo, name
-        mongo.drop_database(name)
-        mongo.close()
-        return
-    port = free_port()
-    data_dir: Path = tmp_path_factory.mktemp("nx-rollups")
-    proc = nx_proc(port, data_dir, data_dir / "stdout.log").start()
-    try:
-        wait_for_port("127.0.0.1", port, 30, "nx-27017")
-        mongo = pymongo.MongoClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=5000, tz_aware=True)
-        yield mongo, "logs"
-        mongo.close()
-    finally:
-        proc.stop()
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with private_database(tmp_path_factory.mktemp("nx-rollups"), "eventlog_rollups") as db:
+        yield db
 
 
 @pytest.fixture
-def db(client: tuple[pymongo.MongoClient, str]) -> Any:
+def db(database: Any) -> Any:
     """The database, emptied (nx-27017 shares one namespace across databases: clear, don't rename)."""
-    mongo, name = client
-    database = mongo[name]
     for coll in COLLECTIONS:
         database[coll].delete_many({})
     return database

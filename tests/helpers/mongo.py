@@ -1,0 +1,37 @@
+"""A MongoDB of a test module's own: the server at EVENTLOG_MONGO_URL (a fresh,
+dropped-after database), else a private nx-27017 process."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pymongo
+
+from deploy.stack import free_port, nx_proc, wait_for_port
+
+
+@contextmanager
+def private_database(data_dir: Path, prefix: str) -> Iterator[pymongo.database.Database]:
+    external = os.environ.get("EVENTLOG_MONGO_URL")
+    if external:
+        client = pymongo.MongoClient(external, serverSelectionTimeoutMS=5000, tz_aware=True)
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        try:
+            yield client[name]
+        finally:
+            client.drop_database(name)
+            client.close()
+        return
+    port = free_port()
+    proc = nx_proc(port, data_dir, data_dir / "stdout.log").start()
+    try:
+        wait_for_port("127.0.0.1", port, 30, "nx-27017")
+        client = pymongo.MongoClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=5000, tz_aware=True)
+        yield client["logs"]
+        client.close()
+    finally:
+        proc.stop()
