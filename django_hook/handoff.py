@@ -20,7 +20,7 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {"pid": None, "spool": None, "shipper": None}
 
 
-def _publish(events: list[dict[str, Any]]) -> None:
+def _publish(events: list[Any]) -> None:
     # Imported here: web processes need Celery only in the shipper thread.
     from tasks.publish import publish_batch
 
@@ -32,7 +32,8 @@ def _start() -> Spool:
 
     s = eventlog_settings()
     spool = Spool(s.spool_dir)
-    shipper = Shipper(spool, _publish, batch=s.ship_batch, interval_ms=s.ship_interval)
+    # raw: lines are published as written; parsing them is the worker's job.
+    shipper = Shipper(spool, _publish, batch=s.ship_batch, interval_ms=s.ship_interval, raw=True)
     shipper.start()
     _state.update(pid=os.getpid(), spool=spool, shipper=shipper)
     return spool

@@ -1,11 +1,12 @@
 """`make bench`: eventlog's real path against the two baselines, in one run.
 
-    python -m loadtest.bench                # the full run (about 10 minutes on 2 cores)
+    python -m loadtest.bench                # the full run (4-6 minutes on 2 cores)
     python -m loadtest.bench --quick        # a smoke run (about 2 minutes)
-    python -m loadtest.bench --events 100000 --skip-rabbit
+    python -m loadtest.bench --events 200000 --skip-rabbit
+    python -m loadtest.bench --only eventlog --profile /tmp/prof   # py-spy the real path
 
 Scenarios, each on a fresh nx-27017 (own port, own temporary data directory) and a
-flushed Redis database / purged RabbitMQ queues:
+flushed Redis database (db 11, never 0) / purged RabbitMQ queues:
 
   (a) original   producers LPUSH JSON onto a Redis list; a polling consumer process
                  stores 100 at a time (LRANGE + LTRIM + insert_many), sleeping 5 s
@@ -13,15 +14,19 @@ flushed Redis database / purged RabbitMQ queues:
   (b) naive      one Celery task per event (insert_one); a real worker, 2 processes
   (c) eventlog   the hook's hand-off (Spool.append, the real Shipper, publish_batch)
                  in a load-generator process; the real enrich + store workers
+                 (deploy.stack.worker_proc, 2 pool processes in all)
 
-Each scenario runs two phases: a paced one (--rate events/s for --lag-seconds) for
-the hand-off -> stored lag, then an as-fast-as-possible one (a fixed number of
-events) for sustained throughput, first hand-off to last stored. Lost and
-duplicated events are counted in MongoDB by event id. Worker memory is read from
-/proc (the worker and its pool processes) before the first phase and after the last.
-Then the hook's added time per request is measured on Django's WSGI handler.
+Each scenario runs three phases, each with its own load-generator process: a short
+unmeasured warm-up, a paced one (--rate events/s for --lag-seconds) for the hand-off
+-> stored lag, and an as-fast-as-possible one (a fixed number of events) for
+sustained throughput, first hand-off to last stored. Lost and duplicated events are
+counted in MongoDB by event id. Worker memory is read from /proc (the worker and its
+pool processes) before the first phase and after the last; CPU per component and
+the load other users put on the (shared) machine are recorded for every phase.
+Then the hook's added time per request is measured on Django's WSGI handler
+(loadtest.hook).
 
-Results: a table on stdout, loadtest/results/bench-<UTC>.json and latest.json.
+Results: tables on stdout, loadtest/results/bench-<UTC>.json and latest.json.
 """
 
 from __future__ import annotations
@@ -45,7 +50,18 @@ import pymongo
 import redis
 
 from deploy.stack import BIN, Proc, free_port, nx_proc, wait_for_port, worker_proc
-from loadtest.common import GEOIP_TEST_DB, PYTHON, ROOT, percentile, round_or_none, tree_cpu, tree_memory
+from loadtest.common import (
+    GEOIP_TEST_DB,
+    PYTHON,
+    ROOT,
+    machine_cpu_delta,
+    machine_cpu_snapshot,
+    percentile,
+    process_tree,
+    round_or_none,
+    tree_cpu,
+    tree_memory,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENRICH_QUEUE, STORE_QUEUE = "eventlog.enrich", "eventlog.store"
@@ -233,6 +249,7 @@ def run_phase(args: argparse.Namespace, sc: Scenario, live: Live, name: str, eve
     coll = _collection(mongo)
     base = coll.estimated_document_count()
     cpu0 = tree_cpu(live.worker_pids), tree_cpu([live.nx_pid])
+    machine0 = machine_cpu_snapshot()
     started = time.time()
     spool = tmp / f"spool-{name}"
     mode = {"original": "original", "naive": "naive", "eventlog": "real"}[sc.design]
@@ -267,10 +284,13 @@ def run_phase(args: argparse.Namespace, sc: Scenario, live: Live, name: str, eve
             break
         time.sleep(0.05)
     cpu1 = tree_cpu(live.worker_pids), tree_cpu([live.nx_pid])
+    machine_after = machine_cpu_snapshot()
     wall = max(1e-6, time.time() - started)
     stop_profilers(profilers, procs)
     procs.stop(driver)
     summary = _driver_summary(drive_log)
+    ours = {os.getpid(), *(p for w in [*live.worker_pids, live.nx_pid] for p in process_tree(w))}
+    machine = machine_cpu_delta(machine0, machine_after, ours, extra_ours_s=summary.get("cpu_seconds") or 0.0)
     leftover = None
     if sc.design == "original":
         client = redis.Redis.from_url(broker)
@@ -333,6 +353,9 @@ def run_phase(args: argparse.Namespace, sc: Scenario, live: Live, name: str, eve
             "loadgen": round((summary.get("cpu_seconds") or 0.0) / wall, 2),
         },
         "phase_wall_s": round(wall, 2),
+        "worker_memory_after_phase": tree_memory(live.worker_pids),
+        # The machine is shared: everything that ran meanwhile (brokers, other users' jobs too).
+        "machine": machine,
     }
     if profilers:
         result["profiles"] = summarize_profiles(profilers)
@@ -466,7 +489,10 @@ def run_scenario(args: argparse.Namespace, sc: Scenario, procs: Procs) -> dict[s
         rss_after = tree_memory(pids)
         print(f"  throughput: {tput['events_per_s']} events/s ({tput['stored_distinct']}/{sc.events} stored in "
               f"{tput['first_handoff_to_last_stored_s']}s), lost {tput['lost']}, dup {tput['duplicated']}, "
-              f"RSS {rss_before['rss_mb']} -> {rss_after['rss_mb']} MB; CPU cores used: {tput['cpu_cores']}",
+              f"RSS {rss_before['rss_mb']} -> {rss_after['rss_mb']} MB", flush=True)
+        m = tput["machine"]
+        print(f"  CPU in the throughput phase (cores): {tput['cpu_cores']}; machine busy {m['busy_cores']} of "
+              f"{os.cpu_count()} = bench {m['bench_cores']} + brokers {m['broker_cores']} + others {m['other_cores']}",
               flush=True)
         alive = all(w.alive() for w in workers)
         result = {
@@ -517,16 +543,20 @@ def run_hook(args: argparse.Namespace, procs: Procs) -> dict[str, Any]:
         cmd = [PYTHON, "-m", "loadtest.hook", "--requests", str(args.hook_requests), "--broker", url,
                "--spool-dir", str(tmp / "spool"), "--max-seconds", str(args.phase_timeout)]
         log = tmp / "hook.log"
+        machine0 = machine_cpu_snapshot()
         proc = procs.start(Proc("hook", cmd, env={"PYTHONPATH": str(ROOT)}, log=log))
         try:
             proc.popen.wait(args.phase_timeout + 30)
         except Exception:  # noqa: BLE001
             pass
+        machine1 = machine_cpu_snapshot()
         procs.stop(proc)
         summary = _driver_summary(log)
         if not summary:
             return {"error": log_tail(log)}
         summary["broker_url"] = url
+        summary["machine"] = machine_cpu_delta(machine0, machine1, {os.getpid()},
+                                               extra_ours_s=summary.get("cpu_seconds") or 0.0)
         return summary
     finally:
         try:
@@ -552,12 +582,20 @@ def print_profiles(profiles: dict[str, Any]) -> None:
         print("    on top:   " + "; ".join(f"{f} {p}%" for f, p in prof["self"][:8]))
 
 
+TABLE_NOTES = """\
+  events/s: distinct events stored / (first hand-off -> last stored), events handed off as fast as possible
+  lag: hand-off -> stored_at (stamped just before the bulk write), in the paced phase (after a warm-up)
+  lost: never stored, of all events offered in the scenario (the original's remainder < 100 counts as lost);
+  dup: extra copies stored; worker RSS: worker + pool processes (count) before and after the scenario;
+  other load: CPU cores used by processes outside this benchmark (shared machine) during the throughput phase"""
+
+
 def print_tables(results: list[dict[str, Any]], hook: dict[str, Any] | None) -> None:
     naive = {r["broker"]: r["throughput"]["events_per_s"] for r in results
              if r.get("design") == "naive" and "throughput" in r}
-    header = (f"{'scenario':<30} {'broker':<9} {'events':>7} {'events/s':>9} {'x naive':>8} {'lag p50':>9} "
-              f"{'lag p99':>9} {'lost':>12} {'dup':>6}  {'worker RSS MB before -> after'}")
-    print("\nEnd-to-end (throughput: first hand-off to last stored; lag at the paced rate)")
+    header = (f"{'scenario':<24} {'broker':<8} {'events':>7} {'events/s':>8} {'x naive':>7} {'lag p50':>8} "
+              f"{'lag p99':>8} {'lost':>11} {'dup':>5} {'worker RSS MB':>18} {'other load':>10}")
+    print("\nEnd-to-end results")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -568,11 +606,18 @@ def print_tables(results: list[dict[str, Any]], hook: dict[str, Any] | None) -> 
         ratio = tput["events_per_s"] / naive[r["broker"]] if naive.get(r["broker"]) else None
         mem0, mem1 = r["worker_memory_before"], r["worker_memory_after"]
         flag = " (timed out)" if tput["timed_out"] or paced["timed_out"] else ""
-        print(f"{r['label']:<30} {r['broker']:<9} {tput['events']:>7} {tput['events_per_s']:>9.0f} "
-              f"{(f'{ratio:.1f}x' if ratio else '-'):>8} {_fmt_s(paced['lag_p50_s']):>9} "
-              f"{_fmt_s(paced['lag_p99_s']):>9} {str(r['lost']) + '/' + str(r['offered']):>12} "
-              f"{r['duplicated']:>6}  {mem0['rss_mb']:.0f} -> {mem1['rss_mb']:.0f} "
-              f"({mem1['processes']} procs){flag}")
+        rss = f"{mem0['rss_mb']:.0f} -> {mem1['rss_mb']:.0f} ({mem1['processes']})"
+        other = tput.get("machine", {}).get("other_cores")
+        print(f"{r['label']:<24} {r['broker']:<8} {tput['events']:>7} {tput['events_per_s']:>8.0f} "
+              f"{(f'{ratio:.1f}x' if ratio else '-'):>7} {_fmt_s(paced['lag_p50_s']):>8} "
+              f"{_fmt_s(paced['lag_p99_s']):>8} {str(r['lost']) + '/' + str(r['offered']):>11} "
+              f"{r['duplicated']:>5} {rss:>18} {(f'{other:.2f} cores' if other is not None else '-'):>10}{flag}")
+    print(TABLE_NOTES)
+    noisy = [r["key"] for r in results if "throughput" in r
+             and (r["throughput"].get("machine", {}).get("other_cores") or 0) > 0.5]
+    if noisy:
+        print(f"  WARNING: other processes used more than half a core during {', '.join(noisy)}: "
+              "throughput there is understated; compare runs on a quiet machine")
     if hook:
         print("\nHook overhead per request (Django WSGI handler in-process, trivial view, microseconds)")
         if "error" in hook:
@@ -586,8 +631,10 @@ def print_tables(results: list[dict[str, Any]], hook: dict[str, Any] | None) -> 
             s = hook[visitor]
             print(f"{visitor:<12} {s['without_p50_us']:>12.1f} {s['with_p50_us']:>9.1f} {s['added_p50_us']:>10.1f} "
                   f"{s['without_p99_us']:>12.1f} {s['with_p99_us']:>9.1f} {s['added_p99_us']:>10.1f}")
-        print(f"({hook['requests_per_variant']} requests per variant; events recorded and shipped by the hook: "
-              f"{hook['events_shipped']}/{hook['events_expected']})")
+        other = hook.get("machine", {}).get("other_cores")
+        print(f"({hook['requests_per_variant']} requests per variant, interleaved; events recorded and shipped by the "
+              f"hook: {hook['events_shipped']}/{hook['events_expected']}; other load on the machine meanwhile: "
+              f"{other} cores of {os.cpu_count()})")
 
 
 def evaluate(results: list[dict[str, Any]], hook: dict[str, Any] | None) -> dict[str, Any]:
@@ -712,6 +759,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_scenario(args, sc, procs))
         if not args.skip_hook:
             hook = run_hook(args, procs)
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted ({exc or 'Ctrl-C'}): stopping every process this run started", file=sys.stderr)
+        return 130
     finally:
         procs.stop_all()
     from pipeline.config import load_settings

@@ -170,3 +170,54 @@ def tree_cpu(pids: list[int]) -> float:
     """CPU seconds (user + system) used so far by the live processes of these trees."""
     procs = itertools.chain.from_iterable(process_tree(p) for p in pids)
     return sum(_cpu_seconds(p) for p in procs)
+
+
+def machine_cpu_snapshot() -> dict[str, Any]:
+    """Busy and total CPU ticks of the machine, and CPU seconds per live process (for deltas)."""
+    with open("/proc/stat") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    per_proc: dict[int, tuple[str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/comm") as fh:
+                name = fh.read().strip()
+        except OSError:
+            continue
+        per_proc[pid] = (name, _cpu_seconds(pid))
+    return {"total": sum(values), "idle": idle, "procs": per_proc}
+
+
+def machine_cpu_delta(before: dict[str, Any], after: dict[str, Any], ours: set[int], extra_ours_s: float = 0.0,
+                      brokers: tuple[str, ...] = ("redis-server", "beam.smp"), top: int = 8) -> dict[str, Any]:
+    """Cores busy machine-wide between two snapshots, split into this benchmark's processes
+    (``ours`` plus ``extra_ours_s`` CPU seconds of processes that already exited), the brokers
+    (shared with anyone else using them) and everything else on the machine."""
+    total = after["total"] - before["total"]
+    busy = total - (after["idle"] - before["idle"])
+    cores = os.cpu_count() or 1
+    wall = total / _TICKS / cores if total else 0.0
+    by_proc: list[tuple[str, int, float]] = []
+    for pid, (name, cpu) in after["procs"].items():
+        old = before["procs"].get(pid)
+        used = cpu - (old[1] if old and old[0] == name else 0.0)
+        if used > 0:
+            by_proc.append((name, pid, used))
+    by_proc.sort(key=lambda item: -item[2])
+    busy_s = busy / _TICKS
+    ours_s = sum(u for _, pid, u in by_proc if pid in ours) + extra_ours_s
+    brokers_s = sum(u for name, pid, u in by_proc if name in brokers and pid not in ours)
+
+    def cores_of(seconds: float) -> float | None:
+        return round(seconds / wall, 2) if wall else None
+
+    return {
+        "busy_cores": cores_of(busy_s),
+        "bench_cores": cores_of(ours_s),
+        "broker_cores": cores_of(brokers_s),
+        "other_cores": cores_of(max(0.0, busy_s - ours_s - brokers_s)),
+        "top_processes_cpu_s": [(name, pid, round(used, 2), pid in ours) for name, pid, used in by_proc[:top]],
+    }

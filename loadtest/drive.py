@@ -76,7 +76,7 @@ def _real(args: argparse.Namespace) -> tuple[Callable[[dict[str, Any]], None], C
     from tasks.app import app
 
     _warm_producer(app)
-    spool = hook.spool()  # starts the spool and its shipper thread, as the middleware does
+    hook.spool()  # starts the spool and its shipper thread, as the middleware's __init__ does
 
     def wait_shipped() -> None:
         shipper = hook.shipper()
@@ -84,7 +84,10 @@ def _real(args: argparse.Namespace) -> tuple[Callable[[dict[str, Any]], None], C
         while shipper is not None and shipper.shipped < args.events and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    return spool.append, wait_shipped
+    def handoff(event: dict[str, Any]) -> None:
+        hook.spool().append(event)  # exactly the middleware's call
+
+    return handoff, wait_shipped
 
 
 def _warm_producer(app: Any) -> None:

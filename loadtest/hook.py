@@ -169,6 +169,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         stats["added_p99_us"] = round_or_none(stats["with_p99_us"] - stats["without_p99_us"], 1)
         stats["paired_diff_p50_us"] = round_or_none(percentile(paired, 50), 1)
         result[visitor] = stats
+    result["cpu_seconds"] = round(time.process_time(), 2)
     result["cold_start"] = cold
     result["process_rss_mb"] = round(_rss_mb(), 1)
     result["events_shipped"] = shipper.shipped if shipper is not None else 0

@@ -37,7 +37,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[list[dict[str, Any]]], None]
+Publish = Callable[[list[Any]], None]
 _SEG = ".seg"
 _OFF = ".off"
 
@@ -126,19 +126,29 @@ def _write_offset(segment: Path, offset: int) -> None:
     os.replace(tmp, segment.parent / (segment.name + _OFF))
 
 
-def _batches(segment: Path, start: int, size: int) -> Iterator[tuple[list[dict[str, Any]], int]]:
-    """(events, end offset) pairs from ``start``; a torn or corrupt line is passed
-    on as {"_spool_corrupt": text} so the worker dead-letters it visibly."""
+def _batches(
+    segment: Path, start: int, size: int, raw: bool = False
+) -> Iterator[tuple[list[Any], int]]:
+    """(events, end offset) pairs from ``start``.
+
+    With ``raw`` the events are the spool's JSON lines as text, undecoded (the
+    worker parses them; the web process is spared the work). Otherwise they are
+    decoded, and a torn or corrupt line is passed on as {"_spool_corrupt": text}
+    so the worker dead-letters it visibly.
+    """
     with open(segment, "rb") as fh:
         fh.seek(start)
-        batch: list[dict[str, Any]] = []
+        batch: list[Any] = []
         offset = start
         for line in fh:
             offset += len(line)
-            try:
-                batch.append(json.loads(line))
-            except ValueError:
-                batch.append({"_spool_corrupt": line.decode("utf-8", "replace")[:4096]})
+            if raw:
+                batch.append(line.decode("utf-8", "replace").rstrip("\n"))
+            else:
+                try:
+                    batch.append(json.loads(line))
+                except ValueError:
+                    batch.append({"_spool_corrupt": line.decode("utf-8", "replace")[:4096]})
             if len(batch) >= size:
                 yield batch, offset
                 batch = []
@@ -156,8 +166,10 @@ class Shipper:
         batch: int = 500,
         interval_ms: int = 200,
         max_backoff: float = 5.0,
+        raw: bool = False,
     ) -> None:
         self.spool = spool
+        self.raw = raw
         self.publish = publish
         self.batch = batch
         self.interval = interval_ms / 1000.0
@@ -172,7 +184,7 @@ class Shipper:
     def ship_segment(self, segment: Path) -> int:
         """Publish what is left of one sealed segment, then delete it."""
         sent = 0
-        for events, end in _batches(segment, _read_offset(segment), self.batch):
+        for events, end in _batches(segment, _read_offset(segment), self.batch, self.raw):
             self.publish(events)
             _write_offset(segment, end)
             sent += len(events)

@@ -1,6 +1,9 @@
-"""Celery wiring of the pipeline: ``celery -A tasks worker -Q eventlog.enrich,eventlog.store``."""
+"""Celery wiring of the pipeline: ``celery -A tasks worker -Q eventlog.enrich,eventlog.store``.
 
-from tasks import enrich, store, worker_setup  # noqa: F401  (registers tasks and signals)
+Importing this package loads only the app; workers import the task modules
+(tasks.app.TASK_MODULES) when they start.
+"""
+
 from tasks.app import app
 
 __all__ = ["app"]

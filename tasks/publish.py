@@ -1,12 +1,23 @@
-"""The shipper's publish function: one Celery message per micro-batch."""
+"""The shipper's publish function: one Celery message per micro-batch.
+
+Publishes by task name, so the web process never imports the worker's modules.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tasks.enrich import enrich_batch
+from celeryconfig import ENRICH_QUEUE
+from tasks.app import app
+
+ENRICH_TASK = "eventlog.enrich_batch"
 
 
-def publish_batch(events: list[dict[str, Any]]) -> None:
-    """Send a micro-batch to eventlog.enrich; raises if the broker did not take it."""
-    enrich_batch.apply_async(args=[events], retry=False)
+def publish_batch(events: list[Any]) -> None:
+    """Send a micro-batch (raw spool lines or event dicts) to eventlog.enrich;
+    raises if the broker did not take it."""
+    app.send_task(
+        ENRICH_TASK, args=[events], queue=ENRICH_QUEUE, retry=False,
+        # Celery would otherwise build a repr of the whole batch for the headers.
+        argsrepr=f"[{len(events)} events]", kwargsrepr="{}",
+    )

@@ -9,6 +9,7 @@ and ``progress_report`` / ``progress_mark`` (tutorial_progress_logs).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pipeline.enrich.geo import GeoLocator, anonymize_ip
@@ -113,7 +114,18 @@ def _progress(raw: dict[str, Any]) -> dict[str, Any]:
     return {"_write": raw["kind"].replace(".", "_"), "event": fields}
 
 
+def _decode(raw: Any) -> Any:
+    """A spool line shipped as text is parsed here, in the worker."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidEvent("spool line is not valid JSON (torn or corrupt)") from None
+
+
 def _enrich_one(raw: Any, geo: GeoLocator | None, anonymize: bool) -> dict[str, Any]:
+    raw = _decode(raw)
     kind = raw.get("kind") if isinstance(raw, dict) else None
     if kind is None:
         return enrich_page_view(validate_page_view(raw), geo, anonymize)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -306,3 +307,11 @@ def test_enrichment_does_not_poison_the_user_agent_cache(geo: GeoLocator) -> Non
     second = enrich_page_view(validate_page_view(raw()), geo)
     assert second["browser_family"] == "Chrome"
     assert parse_user_agent(CHROME_WINDOWS)["browser_family"] == "Chrome"
+
+
+def test_enrich_events_parses_raw_spool_lines_and_dead_letters_torn_ones() -> None:
+    event = raw(path_info="/cdcontent/")
+    good = json.dumps(event)
+    writes, dead = enrich_events([good, good[: len(good) // 2]], geo=None)
+    assert len(writes) == 1 and writes[0]["_id"] == event["event_id"]
+    assert len(dead) == 1 and "torn or corrupt" in dead[0]["reason"]

@@ -452,3 +452,14 @@ def test_owner_ships_its_own_segments_only(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_raw_mode_publishes_the_lines_as_written(spool: Spool) -> None:
+    for n in range(5):
+        spool.append(event(n))
+    shipped: list[list[Any]] = []
+    Shipper(spool, shipped.append, batch=2, raw=True).run_once()
+    lines = [line for batch in shipped for line in batch]
+    assert [len(b) for b in shipped] == [2, 2, 1]
+    assert all(isinstance(line, str) and not line.endswith("\n") for line in lines)
+    assert [json.loads(line) for line in lines] == [event(n) for n in range(5)]
