@@ -37,6 +37,7 @@ test: install services
 
 bench: install services
 	$(PY) -m loadtest.bench
+	$(PY) -m loadtest.beacon_bench
 
 lint: install
 	$(VENV)/bin/ruff check .

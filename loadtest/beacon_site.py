@@ -3,6 +3,7 @@ next to a plain Django view that answers 204 and does nothing else (the baseline
 
 import os
 
+import django
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
@@ -24,6 +25,8 @@ if not settings.configured:
         EVENTLOG_BEACON_RATE=os.environ.get("EVENTLOG_BEACON_RATE", "100000000/m"),
         USE_TZ=True,
     )
+
+django.setup()
 
 from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.urls import include, path  # noqa: E402
