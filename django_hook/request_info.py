@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject, empty
+
+ANONYMOUS = "AnonymousUser"
 
 
 def client_ip(request: HttpRequest, trusted_proxies: int) -> str | None:
@@ -21,8 +25,17 @@ def client_ip(request: HttpRequest, trusted_proxies: int) -> str | None:
 
 
 def username(request: HttpRequest) -> str:
-    """The logged-in user's name, or "AnonymousUser" (the original system's value)."""
+    """The logged-in user's name, or "AnonymousUser" (the original system's value).
+
+    request.user is lazy. If the view never looked at it and the session holds no
+    user, the visitor is anonymous and nothing is loaded; only a logged-in user the
+    view never touched costs the one user lookup Django would do for it.
+    """
     user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        return user.get_username()
-    return "AnonymousUser"
+    if user is None:
+        return ANONYMOUS
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:  # noqa: SLF001 - cheap peek
+        session = getattr(request, "session", None)
+        if session is None or SESSION_KEY not in session:
+            return ANONYMOUS
+    return user.get_username() if user.is_authenticated else ANONYMOUS
