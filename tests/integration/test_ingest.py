@@ -229,6 +229,6 @@ def test_store_worker_killed_mid_batch_loses_nothing(make_pipeline, mongo):  # n
     store.popen.wait(10)
     proxy.start()
     pipeline.worker(queues="eventlog.store")
-    docs = wait_stored(mongo, {"path_info": {"$regex": f"^/killed/{tag}/"}}, 60, timeout=90)
+    docs = wait_stored(mongo, {"path_info": {"$regex": f"^/killed/{tag}/"}}, 60, timeout=180)
     assert len(docs) == 60
     proxy.cut()
