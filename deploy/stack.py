@@ -282,6 +282,7 @@ def down() -> None:
 def print_urls(state: dict) -> None:
     print(f"demo site:  http://127.0.0.1:{state['web_port']}/  (users learner1..learner20, admin; "
           "password demo-password)")
+    print(f"dashboard:  http://127.0.0.1:{state['web_port']}/eventlog/dashboard/  (staff: admin / demo-password)")
     print(f"health:     http://127.0.0.1:{state['web_port']}/eventlog/health/")
     print(f"flower:     http://127.0.0.1:{state['flower_port']}/  (user {state['flower_user']}, "
           f"password in {RUN / 'flower-password'})")
