@@ -8,6 +8,7 @@ from math import ceil
 
 from kombu import Exchange, Queue
 
+from beat_schedule import BEAT_SCHEDULE
 from pipeline.config import load_settings
 
 _settings = load_settings()
@@ -67,3 +68,5 @@ if broker_url.startswith(("amqp", "pyamqp")):
 
 worker_send_task_events = True
 task_send_sent_event = False
+
+beat_schedule = BEAT_SCHEDULE

@@ -9,7 +9,7 @@ of import time per web process).
 
 from celery import Celery
 
-TASK_MODULES = ["tasks.enrich", "tasks.store", "tasks.worker_setup"]
+TASK_MODULES = ["tasks.enrich", "tasks.store", "tasks.rollups", "tasks.worker_setup"]
 
 app = Celery("eventlog", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
