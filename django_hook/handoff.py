@@ -31,6 +31,10 @@ def _start() -> Spool:
     from django_hook.conf import eventlog_settings
 
     s = eventlog_settings()
+    # The broker of the site's settings (which may override the environment's).
+    from tasks.app import app
+
+    app.conf.broker_url = s.broker_url
     spool = Spool(s.spool_dir)
     # raw: lines are published as written; parsing them is the worker's job.
     shipper = Shipper(spool, _publish, batch=s.ship_batch, interval_ms=s.ship_interval, raw=True)

@@ -8,6 +8,7 @@ from amqp.exceptions import ChannelError
 from pymongo.errors import PyMongoError
 
 from celeryconfig import ENRICH_QUEUE, STORE_QUEUE
+from pipeline.config import Settings
 from pipeline.spool import spool_size
 from pipeline.store import DEAD_LETTERS, WEBSITE_LOGS, connect
 from tasks.app import app
@@ -33,9 +34,8 @@ def queue_depths() -> dict[str, int] | None:
         return None
 
 
-def store_figures() -> dict[str, Any] | None:
+def store_figures(s: Settings) -> dict[str, Any] | None:
     """Stored and dead-lettered counts and the lag of the newest stored event."""
-    s = settings()
     client = connect(s.mongo_url, timeout_ms=2000)
     try:
         db = client[s.mongo_db]
@@ -52,15 +52,20 @@ def store_figures() -> dict[str, Any] | None:
         client.close()
 
 
-def health() -> tuple[bool, dict[str, Any]]:
-    """(healthy, details): healthy when both broker and store answer."""
+def health(s: Settings | None = None) -> tuple[bool, dict[str, Any]]:
+    """(healthy, details): healthy when both broker and store answer.
+
+    ``s``: the settings of the caller (a web process passes its Django-side ones,
+    which may differ from the environment's); default: the environment's.
+    """
+    s = s or settings()
     queues = queue_depths()
-    store = store_figures()
+    store = store_figures(s)
     details = {
         "broker": queues is not None,
         "store": store is not None,
         "queues": queues,
-        "spool": spool_size(settings().spool_dir),
+        "spool": spool_size(s.spool_dir),
         **(store or {}),
     }
     return queues is not None and store is not None, details

@@ -45,3 +45,15 @@ def spool_events():
     """Returns a function giving the events handed off since the test began."""
     before = len(spooled())
     return lambda: spooled()[before:]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_the_shipper():
+    """The shipper keeps failing against the discard port; stop it before the
+    interpreter closes the log streams it writes its warnings to."""
+    yield
+    from django_hook import handoff
+
+    shipper = handoff.shipper()
+    if shipper is not None:
+        shipper.stop(drain_timeout=0)
