@@ -38,6 +38,7 @@ test: install services
 bench: install services
 	$(PY) -m loadtest.bench
 	$(PY) -m loadtest.beacon_bench
+	$(PY) -m loadtest.dashboard_bench
 
 lint: install
 	$(VENV)/bin/ruff check .

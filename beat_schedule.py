@@ -7,23 +7,15 @@ a second or two.
 
 from __future__ import annotations
 
-import os
-
 from celery.schedules import crontab
 
-DEFAULT_ROLLUP_INTERVAL = 60.0
+from pipeline.config import load_settings
 
 
 def rollup_interval() -> float:
-    raw = os.environ.get("EVENTLOG_ROLLUP_INTERVAL")
-    if raw is None or not raw.strip():
-        return DEFAULT_ROLLUP_INTERVAL
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"EVENTLOG_ROLLUP_INTERVAL={raw!r} is not a number of seconds") from exc
+    value = load_settings().rollup_interval
     if value <= 0:
-        raise ValueError(f"EVENTLOG_ROLLUP_INTERVAL={raw!r} must be positive")
+        raise ValueError(f"EVENTLOG_ROLLUP_INTERVAL={value!r} must be positive")
     return value
 
 

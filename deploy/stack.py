@@ -228,6 +228,8 @@ def up() -> dict:
         "EVENTLOG_SPOOL_DIR": os.environ.get("EVENTLOG_SPOOL_DIR", str(VAR / "spool")),
         "EVENTLOG_GEOIP_CITY_DB": os.environ.get("EVENTLOG_GEOIP_CITY_DB", geolite_city_db()),
         "EVENTLOG_VAR_DIR": str(VAR),
+        # The demo's course catalogue, for the workers' tutorial rollups.
+        "EVENTLOG_PROGRESS_CATALOGUE": "demo.catalogue.course_for",
         "PYTHONPATH": str(ROOT),
     }
     manage("migrate", "--noinput", env=env)

@@ -51,6 +51,7 @@ class Settings:
     # Dotted path of the site's function (foss, language) -> [{"title", "length", "url"}] | None
     progress_catalogue: str = ""
     pending_seconds: int = 120  # how long a learner's own unstored progress is overlaid on reads
+    rollup_interval: float = 60.0  # seconds between beat's incremental rollups
     web_port: int = 8000
     flower_port: int = 5555
 
