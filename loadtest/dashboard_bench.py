@@ -10,16 +10,14 @@ Steps, on a fresh nx-27017 (own port, temporary data directory) or --mongo-url:
    worker writes) spread over ``--days`` days ending today, plus exit links and
    tutorial progress, and bulk-insert them in chunks;
 2. run the rollups (``pipeline.rollups.run_rollups``, what beat runs): the first run
-   (every day), an idle run, and a run after 1000 new events. By default with the
-   proposed compute_day fix (see "proposed rollups fix" below; --rollups stock for
-   the module as it is, which needs hours at 1M events on nx-27017);
+   (every day), an idle run, and a run after 1000 new events;
 3. time the dashboard's data view (``dashboard/data.json`` through Django's test
    client, in-process, as staff) and its HTML page, cold (cache cleared) and warm;
 4. time computing the same figures directly from the raw logs: (a) with the fewest
    queries nx can run (a $group per single-field dimension over the whole
    collection, plus one projected pass for the rest), (b) with the rollups' own
    per-day pipelines (what a dashboard without rollups would run per request);
-   and time one stock slow pipeline to estimate the stock first rollup;
+   and time one pipeline of the kind nx-27017 cannot run in SQL, for scale;
 5. print a table and write ``loadtest/results/dashboard-<UTC>.json``.
 
 The generator (:func:`generate_events` and friends) also feeds the dashboard tests
@@ -316,123 +314,11 @@ def ensure_indexes(db: Any) -> None:
 
 # ---------------------------------------------------------------- proposed rollups fix (bench only)
 #
-# pipeline/rollups.py's compute_day runs six pipelines that nx-27017 cannot run in
-# SQL ($project + $concat for the multi-field dimensions, and $bucket): its Python
-# fallback loads and deep-copies the WHOLE website_logs collection for each of
-# them, per chunk of 5000 ids, per day. Measured: 1.2 s each at 20k stored events,
-# 25 s at 200k, so about 44 hours for a first rollup of 1M events over 30 days.
-# The fix: count those dimensions (and the duration buckets) in Python from one
-# projected find per chunk; the single-field $group pipelines stay (they run in
-# SQL). Same figures (tests/pipeline/test_rollups.py passes with it applied), and
-# on real MongoDB it is no slower. The bench applies it in its own process with
-# --rollups fixed (the default) and records which implementation ran.
-
-_FAST_FIELDS = ("is_bot", "event_name", "visit_duration", "country", "country_code", "region", "city",
-                "view_kwargs")
-
-
-def _as_key_part(value: Any) -> Any:
-    """What $ifNull + $toString + the split in rollups._split_key make of a value."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else str(value)
-
-
-def _path(doc: dict[str, Any], dotted: str) -> Any:
-    value: Any = doc
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def _python_counts(docs: list[dict[str, Any]], rollups: Any) -> tuple[dict[str, Counter], Counter]:
-    """Counts of the multi-field dimensions and the duration buckets of one chunk."""
-    multi = [d for d in rollups.DIMENSIONS if d.collection == rollups.WEBSITE_LOGS and len(d.parts) > 1]
-    counts: dict[str, Counter] = {d.name: Counter() for d in multi}
-    durations: Counter = Counter()
-    for doc in docs:
-        if doc.get("is_bot") is True:
-            continue  # every multi-field dimension and the durations count people only
-        watch = doc.get("event_name") == rollups.WATCH_EVENT
-        for dim in multi:
-            if dim.match.get("event_name") == rollups.WATCH_EVENT and not watch:
-                continue
-            counts[dim.name][tuple(_as_key_part(_path(doc, p)) for p in dim.parts)] += 1
-        seconds = doc.get("visit_duration")
-        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
-            durations[(rollups.duration_label(seconds),)] += 1
-    return counts, durations
-
-
-def fixed_compute_day(db: Any, day: date, chunk: int | None = None) -> tuple[dict[str, Any], dict[str, Counter]]:
-    """pipeline.rollups.compute_day with the multi-field dimensions and durations counted in Python."""
-    from pipeline import rollups as r
-
-    chunk = chunk or r.ID_CHUNK
-    logs, exits = db[r.WEBSITE_LOGS], db[r.EXIT_LINK_LOGS]
-    dims: dict[str, Counter] = {d.name: Counter() for d in r.DIMENSIONS}
-    dims["duration"] = Counter()
-    visitors: Counter = Counter()
-    new_visitors: Counter = Counter()
-    users: Counter = Counter()
-    all_views = duration_samples = 0
-    duration_total = 0.0
-    with_duration = {**r.HUMAN, "visit_duration": {"$ne": None, "$gte": 0}}
-    total = {"$group": {"_id": None, "n": {"$sum": 1}, "total": {"$sum": "$visit_duration"}}}
-    for ids in r._ids_in_day(logs, day, chunk):
-        all_views += len(ids)
-        visitors += r._count_by(logs, ids, r.HUMAN, ["visitor_id"])
-        new_visitors += r._count_by(logs, ids, {**r.HUMAN, "first_time_visit": True}, ["visitor_id"])
-        users += r._count_by(logs, ids, {**r.HUMAN, "visited_by": {"$nin": [r.ANONYMOUS, None]}}, ["visited_by"])
-        for dim in r.DIMENSIONS:
-            if dim.collection == r.WEBSITE_LOGS and len(dim.parts) == 1:
-                dims[dim.name] += r._count_by(logs, ids, dim.match, dim.parts)
-        docs = list(logs.find({"_id": {"$in": ids}}, dict.fromkeys(_FAST_FIELDS, 1)))
-        counts, buckets = _python_counts(docs, r)
-        for name, counter in counts.items():
-            dims[name] += counter
-        dims["duration"] += buckets
-        for row in logs.aggregate([{"$match": {"_id": {"$in": ids}, **with_duration}}, total]):
-            duration_samples += row["n"]
-            duration_total += row["total"] or 0
-    for ids in r._ids_in_day(exits, day, chunk):
-        for dim in r.DIMENSIONS:
-            if dim.collection == r.EXIT_LINK_LOGS:
-                dims[dim.name] += r._count_by(exits, ids, dim.match, dim.parts)
-    hosts: Counter = Counter()
-    for (referrer,), n in dims["referrer"].items():
-        hosts[(r.referrer_host(referrer),)] += n
-    dims["referrer"] = hosts
-    return _scalars(all_views, visitors, new_visitors, users, dims, duration_samples, duration_total), dims
-
-
-def _scalars(all_views: int, visitors: Counter, new_visitors: Counter, users: Counter, dims: dict[str, Counter],
-             duration_samples: int, duration_total: float) -> dict[str, Any]:
-    """The day's scalar figures, exactly as pipeline.rollups.compute_day derives them."""
-    page_views = sum(visitors.values())
-    unique = {k for (k,) in visitors if k is not None}
-    new = {k for (k,) in new_visitors if k is not None}
-    logged_in_views = sum(users.values())
-    first_time_views = sum(new_visitors.values())
-    return {
-        "all_views": all_views, "page_views": page_views, "bot_views": sum(dims["bot"].values()),
-        "unique_visitors": len(unique), "new_visitors": len(new), "returning_visitors": len(unique - new),
-        "first_time_views": first_time_views, "returning_views": page_views - first_time_views,
-        "logged_in_users": len({k for (k,) in users if k is not None}), "logged_in_views": logged_in_views,
-        "anonymous_views": page_views - logged_in_views, "tutorial_views": sum(dims["tutorial"].values()),
-        "exit_clicks": sum(dims["exit_link"].values()), "duration_samples": duration_samples,
-        "duration_total": round(duration_total, 3),
-        "duration_avg": round(duration_total / duration_samples, 3) if duration_samples else None,
-    }
-
-
-def apply_rollups_fix() -> None:
-    """Use fixed_compute_day for every rollup run in this process (rollup_day calls compute_day)."""
-    from pipeline import rollups
-
-    rollups.compute_day = fixed_compute_day
+# pipeline/rollups.py used to run six pipelines per chunk that nx-27017 cannot run
+# in SQL ($project + $concat for multi-field keys, $bucket); its Python fallback
+# copies the whole collection for each (151 s per chunk at 1M events: ~54 hours for
+# a first rollup). Those are now counted in Python (rollups._python_counts); the
+# probe below times one such pipeline for scale.
 
 
 # ---------------------------------------------------------------- measurements
@@ -538,7 +424,7 @@ def raw_whole_collection(db: Any, start: date, end: date) -> dict[str, Any]:
             seconds, _ = _timed(lambda c=coll, d=dim: list(c.aggregate(
                 [{"$match": d.match}, {"$group": {"_id": f"${d.key}", "n": {"$sum": 1}}}])))
             timings[f"group {dim.name}"] = round(seconds, 2)
-    fields = dict.fromkeys((*_FAST_FIELDS, "datetime", "visitor_id", "visited_by", "first_time_visit"), 1)
+    fields = dict.fromkeys((*rollups._COUNTED_FIELDS, "datetime", "visitor_id", "visited_by", "first_time_visit"), 1)
     pass_started = time.perf_counter()
     page_views = 0
     for day in rollups._days_between(start, end):
@@ -546,7 +432,7 @@ def raw_whole_collection(db: Any, start: date, end: date) -> dict[str, Any]:
         docs = [d for d in logs.find({"datetime": {"$gte": first, "$lt": last}}, fields) if d.get("is_bot") is not True]
         page_views += len(docs)
         len({d.get("visitor_id") for d in docs})  # the day's unique visitors
-        _python_counts(docs, rollups)
+        rollups._python_counts(docs)
     timings["projected pass, a day at a time"] = round(time.perf_counter() - pass_started, 2)
     return {"seconds": round(time.perf_counter() - started, 2), "page_views": page_views, "breakdown": timings}
 
@@ -576,9 +462,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=5, help="timed requests per measurement")
     parser.add_argument("--chunk", type=int, default=10_000, help="documents per insert_many")
     parser.add_argument("--mongo-url", default="", help="use this server (a fresh database) instead of nx-27017")
-    parser.add_argument("--rollups", choices=("fixed", "stock"), default="fixed",
-                        help="fixed: the proposed compute_day fix (see above); stock: pipeline/rollups.py as is "
-                             "(hours at 1M events on nx-27017)")
     parser.add_argument("--raw-budget", type=float, default=900.0,
                         help="seconds for the per-day raw baseline before it is extrapolated")
     args = parser.parse_args(argv)
@@ -610,15 +493,13 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                                  serverSelectionTimeoutMS=600_000, heartbeatFrequencyMS=600_000)
     db = client[name]
     try:
-        result: dict[str, Any] = {"events_requested": args.events, "days": args.days, "rollups_impl": args.rollups,
+        result: dict[str, Any] = {"events_requested": args.events, "days": args.days,
                                   "store": "nx-27017" if proc else url, "cpus": os.cpu_count()}
         print(f"loading {args.events:,} events over {args.days} days into {result['store']} ...", flush=True)
         result["load"] = load_dataset(db, args.events, args.days, args.chunk, progress=_progress(args.events))
         result["load"]["index_seconds"] = round(_timed(lambda: ensure_indexes(db))[0], 2)
         print(f"  {result['load']}", flush=True)
 
-        if args.rollups == "fixed":
-            apply_rollups_fix()
         print("rollups (first run: every day) ...", flush=True)
         seconds, summary = _timed(lambda: rollups.run_rollups(db))
         result["rollups"] = {"first_run_seconds": round(seconds, 2), "days": len(summary["days"]),
@@ -641,8 +522,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             ("raw_whole_collection", lambda: raw_whole_collection(db, start, end)),
             ("raw_per_day", lambda: raw_per_day(db, start, end, args.raw_budget)),
         ]
-        if args.rollups == "fixed":
-            phases.append(("stock_probe", lambda: probe_stock(db, start, end)))
+        phases.append(("stock_probe", lambda: probe_stock(db, start, end)))
         for key, phase in phases:
             print(f"{key} ...", flush=True)
             try:
@@ -686,7 +566,7 @@ def print_table(result: dict[str, Any]) -> None:
         rows.append(("stock rollups' first run (estimate, for scale)", probe["stock_first_rollup_seconds_estimate"]))
     load, roll = result["load"], result["rollups"]
     print()
-    print(f"{load['events']:,} events over {result['days']} days, {result['store']}, rollups: {result['rollups_impl']}")
+    print(f"{load['events']:,} events over {result['days']} days, {result['store']}")
     print(f"insert {load['insert_seconds']} s ({load['events_per_second']:,}/s) + indexes {load['index_seconds']} s;"
           f" first rollup {roll['first_run_seconds']} s, idle run {roll['idle_run_seconds']} s,"
           f" 1000 new events {roll['incremental_run_1000_new_seconds']} s")
