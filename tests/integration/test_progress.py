@@ -132,12 +132,20 @@ def login(page: Page, site: Pipeline, username: str) -> None:
 
 
 def play(page: Page, start: float = 0.0) -> None:
-    page.evaluate("""start => {
+    # Wait for the metadata first (so the page's own resume seek cannot land after
+    # ours), and retry a play() the browser interrupted while it was still loading.
+    page.evaluate("""async start => {
         const v = document.getElementById('player');
+        if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
         v.muted = true;
         v.playbackRate = 16;
         v.currentTime = start;
-        return v.play();
+        for (let attempt = 0; ; attempt++) {
+            try { await v.play(); return; } catch (e) {
+                if (attempt >= 5) throw e;
+                await new Promise(r => setTimeout(r, 200));
+            }
+        }
     }""", start)
 
 
