@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pymongo
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from deploy.stack import ROOT, free_port, nx_proc, wait_for_port
 from loadtest.dashboard_bench import generate_events, generate_exit_links, generate_progress
@@ -24,9 +24,6 @@ from tests.helpers.pipeline import Pipeline, purge_queues
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 DASHBOARD = "/eventlog/dashboard/"
 CHARTS = {"traffic", "pages", "events", "map", "browsers", "os", "device_types", "referrers", "exit_links",
           "durations", "tutorial_views", "funnel", "courses", "rewatched"}
@@ -67,14 +64,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, store: str, redis_url: str,
         yield pipeline
     finally:
         pipeline.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
