@@ -214,7 +214,8 @@ class BeaconEvent(BaseModel):
     @model_validator(mode="after")
     def _kind_fields(self) -> BeaconEvent:
         needed = {"visit_end": ("duration_ms",), "exit": ("url",), "location": ("latitude", "longitude")}
-        missing = [f for f in needed.get(self.kind, ()) if getattr(self, f) is None]
+        # The same rule for the spooled form (TrackedEvent, kind "js.exit" etc.).
+        missing = [f for f in needed.get(self.kind.removeprefix("js."), ()) if getattr(self, f) is None]
         if missing:
             raise ValueError(f"a {self.kind} event needs {', '.join(missing)}")
         return self
@@ -269,10 +270,6 @@ class TrackedEvent(BeaconEvent):
     received: float = Field(gt=0)
 
     _ip = field_validator("ip_address")(PageView._ip.__func__)
-
-    @model_validator(mode="after")
-    def _kind_fields(self) -> TrackedEvent:
-        return self
 
 
 def client_time(ts_ms: float, received: float) -> datetime:

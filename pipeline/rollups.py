@@ -152,7 +152,6 @@ MAX_REF = 200
 HUMAN: dict[str, Any] = {"is_bot": {"$nin": [True]}}
 DURATION_BOUNDARIES = [0, 10, 30, 60, 180, 600]
 DURATION_LABELS = ["0-10s", "10-30s", "30-60s", "1-3m", "3-10m", "10m+"]
-_DURATION_DEFAULT = "600+"
 COURSE_BUCKETS = ["0-25", "25-50", "50-75", "75-100"]
 MOST_REWATCHED = 10
 

@@ -70,9 +70,9 @@ def _tracker_merge(event: dict[str, Any], geo: GeoLocator | None, anonymize: boo
     to_max: dict[str, Any] = {}
     kind = event["kind"]
     if kind == "js.pageview":
-        to_set["page_title"] = event["title"]
-        for name in TRACKER_FIELDS[1:]:
-            if event.get(name) is not None:
+        to_set["page_title"] = event["title"]  # the tracker's "title" is the page's title
+        for name in TRACKER_FIELDS:
+            if name != "page_title" and event.get(name) is not None:
                 to_set[name] = event[name]
     elif kind == "js.visit_end":
         to_max["visit_duration"] = round(event["duration_ms"] / 1000.0, 1)
