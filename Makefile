@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench up down status install services lint clean
+.PHONY: demo test fuzz bench up down status install services lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ demo: up
 
 test: install services
 	$(PY) -m pytest
+
+# The property tests with fresh random examples (make test replays a fixed set).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/django_hook -k hostile
 
 bench: install services
 	$(PY) -m loadtest.bench

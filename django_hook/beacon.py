@@ -7,6 +7,7 @@ comes from the request and the session, never from the payload.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings as django_settings
@@ -19,6 +20,8 @@ from django_hook import handoff
 from django_hook.conf import eventlog_settings
 from django_hook.request_info import client_ip, username
 from pipeline.events import InvalidEvent, parse_beacon
+
+log = logging.getLogger(__name__)
 
 # sendBeacon sends a string body as text/plain; fetch sends application/json.
 ACCEPTED_TYPES = ("application/json", "text/plain")
@@ -75,7 +78,13 @@ def collect(request: HttpRequest) -> HttpResponse:
         events = parse_beacon(body)
     except InvalidEvent as exc:
         return _error(400, str(exc))
-    _hand_off(request, events)
+    try:
+        _hand_off(request, events)
+    except OSError:  # e.g. the spool's disk is full: the tracker keeps the events and retries
+        log.exception("eventlog: could not spool %d tracker events", len(events))
+        response = _error(503, "events not accepted; retry later")
+        response["Retry-After"] = "30"
+        return response
     return HttpResponse(status=204)
 
 

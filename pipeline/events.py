@@ -168,6 +168,7 @@ MAX_DURATION_MS = 24 * 3600 * 1000
 # receive time is used instead of the client's timestamp.
 MAX_CLIENT_PAST = 30 * 24 * 3600
 MAX_CLIENT_FUTURE = 300
+MAX_CLIENT_TS_MS = 10**15  # the year 33658
 EventId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 Dimension = Annotated[int, Field(ge=0, le=100_000)]
 
@@ -176,13 +177,16 @@ class BeaconEvent(BaseModel):
     """One event as the tracker sends it. Untrusted: strict types, no unknown keys,
     and nothing about who sent it (user, IP, user agent come from the request)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=MAX_URL)
+    # No NaN/Infinity: they cannot round-trip through JSON to the worker.
+    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=MAX_URL, allow_inf_nan=False)
 
     kind: Literal["pageview", "visit_end", "exit", "location"]
     event_id: EventId
     page_view_id: EventId
     path: str = Field(min_length=1, max_length=MAX_URL)
-    ts: int | float = Field(gt=0)  # client epoch milliseconds
+    # Client epoch milliseconds. Bounded so it fits the 64-bit integers of JSON encoders
+    # and BSON; implausible clocks are replaced by the receive time later (client_time).
+    ts: int | float = Field(gt=0, le=MAX_CLIENT_TS_MS)
     title: str = Field(default="", max_length=MAX_TEXT)
     referrer: str = Field(default="", max_length=MAX_URL)
     screen_width: Dimension | None = None
@@ -221,6 +225,11 @@ class BeaconEvent(BaseModel):
         return self
 
 
+def _reject_non_json_constant(name: str) -> None:
+    # Python's json accepts NaN and Infinity; JSON (and the tracker) never sends them.
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def parse_beacon(body: bytes) -> list[dict[str, Any]]:
     """Validate a tracker request body: one event object or {"events": [...]}.
 
@@ -228,7 +237,7 @@ def parse_beacon(body: bytes) -> list[dict[str, Any]]:
     Raises InvalidEvent with a reason fit for the client.
     """
     try:
-        payload = json.loads(body.decode("utf-8"))
+        payload = json.loads(body.decode("utf-8"), parse_constant=_reject_non_json_constant)
     except UnicodeDecodeError:
         raise InvalidEvent("body is not valid UTF-8") from None
     except RecursionError:

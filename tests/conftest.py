@@ -18,9 +18,17 @@ from pathlib import Path
 import pymongo
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from deploy.stack import PYTHON, ROOT, free_port, nx_proc, port_answers, redis_proc, wait_for_port
 from tests.helpers.pipeline import Pipeline, purge_queues
+
+# `make test` replays the same examples every run, so CI fails only on a change
+# that breaks them; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) explores fresh random
+# examples, twenty times as many, and prints how to replay anything it finds.
+hypothesis_settings.register_profile("default", max_examples=1500, derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("fuzz", max_examples=30000, derandomize=False, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 GEOIP_DIR = ROOT.parent / "shared" / "testdata" / "geoip"
 

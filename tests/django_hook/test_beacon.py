@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from django.test import Client, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from django_hook import handoff
 from django_hook.conf import eventlog_settings
 from pipeline.enrich import enrich_events
 
@@ -83,6 +85,11 @@ def test_who_sent_it_cannot_be_forged(client, spool_events, forged):
         (json.dumps({"events": [{}] * 51}).encode(), "between 1 and"),
         (json.dumps([1, 2]).encode(), "object"),
         (json.dumps(event(latitude=91, longitude=0, kind="location")).encode(), "latitude"),
+        # Python's json writes and reads these; they are not JSON and would reach the worker as null.
+        (json.dumps(event(ts=float("inf"))).encode(), "Infinity"),
+        (json.dumps(event(ts=float("nan"))).encode(), "NaN"),
+        (json.dumps(event(kind="location", latitude=float("-inf"), longitude=0)).encode(), "Infinity"),
+        (json.dumps(event(ts=10**30)).encode(), "ts"),  # beyond 64 bits: the spool's encoder refuses it
     ],
 )
 def test_invalid_input_is_400_with_a_reason(client, spool_events, body, fragment):
@@ -151,7 +158,7 @@ bodies = st.one_of(
 )
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies)
 def test_hostile_payloads_never_5xx_and_only_valid_events_are_spooled(spool_events, body):
     before = len(spool_events())
@@ -167,3 +174,18 @@ def test_hostile_payloads_never_5xx_and_only_valid_events_are_spooled(spool_even
     writes, dead = enrich_events(handed_off, geo=None)
     assert dead == [], dead  # everything the endpoint accepted is storable as it is
     assert len(writes) == len(handed_off)
+
+
+def test_a_full_disk_is_503_so_the_tracker_retries(client, spool_events):
+    spool = handoff.spool()
+    spool.seal()
+    spool._fd = os.open("/dev/full", os.O_WRONLY)  # the kernel answers every write with ENOSPC
+    try:
+        answer = post(client, event())
+    finally:
+        os.close(spool._fd)
+        spool._fd = None
+    assert answer.status_code == 503
+    assert answer["Retry-After"] == "30"
+    assert post(client, event()).status_code == 204  # the next segment is written normally
+    assert len(spool_events()) == 1

@@ -134,14 +134,25 @@ def login(page: Page, site: Pipeline, username: str) -> None:
 def play(page: Page, start: float = 0.0) -> None:
     # Wait for the metadata first (so the page's own resume seek cannot land after
     # ours), and retry a play() the browser interrupted while it was still loading.
+    # Every wait is bounded: on a loaded machine Chromium may drop a media load, and a
+    # promise that never settles would otherwise hang the test until pytest-timeout.
     page.evaluate("""async start => {
         const v = document.getElementById('player');
-        if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
+        const within = (promise, ms) => Promise.race(
+            [promise, new Promise(r => setTimeout(() => r('timeout'), ms))]);
+        for (let attempt = 0; v.readyState < 1; attempt++) {
+            if (attempt >= 5) throw new Error('video metadata never loaded: ' + (v.error && v.error.message));
+            if (attempt > 0) v.load();
+            await within(new Promise(r => v.addEventListener('loadedmetadata', r, {once: true})), 15000);
+        }
         v.muted = true;
         v.playbackRate = 16;
         v.currentTime = start;
         for (let attempt = 0; ; attempt++) {
-            try { await v.play(); return; } catch (e) {
+            try {
+                if (await within(v.play(), 15000) !== 'timeout') return;
+                if (attempt >= 5) throw new Error('play() never started');
+            } catch (e) {
                 if (attempt >= 5) throw e;
                 await new Promise(r => setTimeout(r, 200));
             }
