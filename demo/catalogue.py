@@ -9,6 +9,7 @@ from __future__ import annotations
 CATALOGUE: dict[str, dict] = {
     "BASH": {
         "title": "BASH",
+        "homepage": "https://www.gnu.org/software/bash/",
         "languages": ["English", "Hindi"],
         "tutorials": [
             "Introduction to BASH Shell Scripting",
@@ -24,6 +25,7 @@ CATALOGUE: dict[str, dict] = {
     },
     "Python": {
         "title": "Python 3.4.3",
+        "homepage": "https://www.python.org/",
         "languages": ["English", "Tamil"],
         "tutorials": [
             "Getting started with IPython",

@@ -24,6 +24,7 @@ def watch(request: HttpRequest, foss: str, tutorial: str, language: str) -> Http
     return render(request, "demo/watch.html", {
         "foss": foss, "title": title, "language": language, "status": status, "resume": resume,
         "video": f"demo/videos/{foss}-{slug(title)}.webm", "length": video_length(foss, title),
+        "homepage": CATALOGUE[foss]["homepage"],
     })
 
 

@@ -8,14 +8,16 @@ phone, tablet and crawler user agents, client IPs from ten countries sent as
 X-Forwarded-For (the demo trusts one proxy), logged-in learners (through the
 real login form, with CSRF) and anonymous visitors, first-time and returning
 ones (a returning visitor keeps its cookies, eventlog_vid included), GETs and
-feedback-form POSTs, stale links that end in 404, and referrers.
+feedback-form POSTs, stale links that end in 404, and referrers. Most human
+visitors also run tracker.js: their browsers POST its events (page details,
+engaged time, exit links) to the beacon endpoint (loadtest/tracker_beacons.py).
 
 Every response to a path outside EVENTLOG_SKIP_PATHS (redirect hops included)
 is one event the middleware records; those are the events sent. The run is
 tagged by its start time: only website_logs documents with datetime >= start
 are counted. The generator then waits until all of them are stored and prints
-the summary. Exit code 0 when every event was stored within --timeout, 1 when
-some were not (or were lost), 2 when no traffic could be driven at all (no
+the summary. Exit code 0 when every event (and every tracker event the
+endpoint accepted) was stored within --timeout, 1 when some were not, 2 when no traffic could be driven at all (no
 stack description, a non-local --base-url, or a site that does not answer).
 """
 
@@ -43,8 +45,9 @@ from pymongo.errors import PyMongoError
 from demo.catalogue import CATALOGUE, slug
 from deploy.stack import STATE, geolite_city_db, print_urls
 from loadtest.agents import Country, IpPool, human_user_agent, ip_pool, pick_bot
+from loadtest.tracker_beacons import JS_SHARE, BeaconStats, TrackedPage, Tracker, read_page
 from pipeline.config import load_settings
-from pipeline.store import DEAD_LETTERS, WEBSITE_LOGS, connect
+from pipeline.store import DEAD_LETTERS, EXIT_LINK_LOGS, WEBSITE_LOGS, connect
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 LEARNERS = tuple(f"learner{i}" for i in range(1, 21))
@@ -177,6 +180,8 @@ class Visitor:
     bot: bool = False
     logged_in: bool = False
     last_url: str | None = None  # Referer of the next in-site navigation
+    runs_js: bool = False  # its pages run tracker.js
+    page: TrackedPage | None = None  # the page it is on, when the tracker runs there
 
 
 def _forwarded_for(ip: str, rng: random.Random) -> str:
@@ -220,7 +225,8 @@ class Crowd:
 
     def _human(self, rng: random.Random, username: str | None = None) -> Visitor:
         country = self._country(rng)
-        visitor = Visitor(new_session(human_user_agent(rng), country.accept_language), "", country, username)
+        visitor = Visitor(new_session(human_user_agent(rng), country.accept_language), "", country, username,
+                          runs_js=rng.random() < JS_SHARE)
         set_ip(visitor, rng.choice(self.ips.by_country[country.code]), rng)
         return visitor
 
@@ -283,9 +289,10 @@ NO_REFERRER = ""
 class Site:
     """The demo site as seen by visitors: one call is one click."""
 
-    def __init__(self, base_url: str, stats: Stats, target: int, deadline: float) -> None:
+    def __init__(self, base_url: str, stats: Stats, target: int, deadline: float, tracker: Tracker) -> None:
         self.base_url = base_url
         self.stats = stats
+        self.tracker = tracker
         self.target = target
         self.deadline = deadline
         self.interrupted = threading.Event()
@@ -305,6 +312,8 @@ class Site:
         """
         if visitor.bot:
             visitor.session.cookies.clear()  # crawlers keep no cookies: always first-time
+        if page:
+            self.leave_page(visitor)
         ref = visitor.last_url if referrer is None else referrer
         headers = {"Referer": ref} if ref else {}
         try:
@@ -317,7 +326,17 @@ class Site:
         self.stats.record(response)
         if page and response.headers.get("Content-Type", "").startswith("text/html"):
             visitor.last_url = response.url
+            if visitor.runs_js:
+                visitor.page = read_page(response, ref or "")
+                if visitor.page is not None:
+                    self.tracker.loaded(visitor.session, visitor.page, visitor.country and visitor.country.code)
         return response
+
+    def leave_page(self, visitor: Visitor, end_of_visit: bool = False) -> None:
+        """The tracker's goodbye for the page the visitor is on; a visit may end on an exit link."""
+        if visitor.page is not None:
+            self.tracker.left(visitor.session, visitor.page, exit_ok=end_of_visit)
+            visitor.page = None
 
     def post_form(self, visitor: Visitor, path: str, fields: dict[str, str]) -> requests.Response | None:
         """POST a form the way a browser does after rendering it: CSRF token from the cookie."""
@@ -479,6 +498,7 @@ def worker(site: Site, crowd: Crowd, rng: random.Random) -> None:
         site.stats.add("sessions")
         try:
             (bot_visit if visitor.bot else human_visit)(site, visitor, rng)
+            site.leave_page(visitor, end_of_visit=True)
         finally:
             crowd.checkin(visitor)
 
@@ -556,6 +576,44 @@ def wait_for_storage(db: Database, start: datetime, sent: int, timeout: float) -
         if waited - last_note >= 5:
             print(f"  waiting: {stored}/{sent} events stored after {waited:.0f}s", file=sys.stderr)
             last_note = waited
+        time.sleep(1)
+
+
+@dataclass
+class TrackerStored:
+    """What became of the tracker's events: merged into page views, or exit links."""
+
+    with_browser_details: int  # page views the tracker's pageview reached (sources holds "js")
+    with_engaged_time: int
+    exit_links: int
+    engaged_seconds: list[float]
+    waited: float
+    complete: bool
+
+
+def tracker_counts(db: Database, start: datetime) -> tuple[int, int, int]:
+    run = run_filter(start)
+    return (db[WEBSITE_LOGS].count_documents({**run, "sources": "js"}),
+            db[WEBSITE_LOGS].count_documents({**run, "visit_duration": {"$exists": True}}),
+            db[EXIT_LINK_LOGS].count_documents(run))
+
+
+def wait_for_tracker(db: Database, start: datetime, beacons: BeaconStats, timeout: float) -> TrackerStored:
+    """Poll until every accepted tracker event has reached MongoDB (merged, or an exit link)."""
+    began = time.monotonic()
+    wanted = (beacons.accepted["pageview"], len(beacons.page_views_ended), beacons.accepted["exit"])
+    while True:
+        waited = time.monotonic() - began
+        try:
+            counts = tracker_counts(db, start)
+        except PyMongoError as exc:
+            print(f"  store unreachable ({type(exc).__name__}); retrying", file=sys.stderr)
+            counts = (0, 0, 0)
+        complete = all(have >= want for have, want in zip(counts, wanted, strict=True))
+        if complete or waited >= timeout:
+            durations = [d["visit_duration"] for d in db[WEBSITE_LOGS].find(
+                {**run_filter(start), "visit_duration": {"$exists": True}}, {"visit_duration": 1})]
+            return TrackerStored(*counts, durations, waited, complete)
         time.sleep(1)
 
 
@@ -639,6 +697,8 @@ class Run:
     drive_seconds: float
     stats: Stats
     stored: Stored
+    beacons: BeaconStats
+    tracked: TrackerStored
 
 
 def print_traffic(run: Run) -> None:
@@ -666,6 +726,29 @@ def print_storage(run: Run, db: Database, lags: list[float]) -> None:
           f"max {fmt_ms(max(lags) if lags else None)}  (stored_at - datetime, {len(lags)} events)")
 
 
+def fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def print_tracker(run: Run) -> None:
+    b, t = run.beacons, run.tracked
+    statuses = ", ".join(f"{code}: {n}" for code, n in sorted(b.statuses.items()))
+    kinds = ", ".join(f"{kind} {b.accepted[kind]}" for kind in ("pageview", "visit_end", "exit"))
+    verdict = "all stored" if t.complete else "NOT all stored"
+    print(f"\ntracker.js       {b.posts} beacon POSTs to collect/ ({statuses}); accepted: {kinds}")
+    print(f"merged           {t.with_browser_details} page views hold the browser's title, screen and time zone "
+          f"({verdict}; waited {t.waited:.1f} s)")
+    median, p90 = (fmt_seconds(percentile(t.engaged_seconds, q)) for q in (50, 90))
+    print(f"engaged time     {t.with_engaged_time} page views, median {median}, p90 {p90}")
+    hosts: Counter[str] = Counter()
+    for url, n in b.exit_links.items():
+        hosts[urlsplit(url).netloc] += n
+    top = ", ".join(f"{host} {n}" for host, n in hosts.most_common(5))
+    print(f"exit links       {t.exit_links} stored of {b.accepted['exit']} accepted" + (f": {top}" if top else ""))
+
+
 def print_breakdowns(run: Run, db: Database, ids: list[str]) -> None:
     if not ids:
         return
@@ -689,6 +772,7 @@ def summarise(run: Run, db: Database, base_url: str, state: dict[str, Any]) -> N
     ids, lags = run_ids(db, run.start)
     print_traffic(run)
     print_storage(run, db, lags)
+    print_tracker(run)
     print_breakdowns(run, db, ids)
     print(f"\nhealth           {health_line(base_url)}\n")
     print_urls(state)
@@ -739,7 +823,9 @@ def main(argv: list[str] | None = None) -> int:
     client = connect(env["EVENTLOG_MONGO_URL"], timeout_ms=5000)
     db = client[env["EVENTLOG_MONGO_DB"]]
     start, began = run_start(), time.monotonic()
-    site = Site(base_url, stats, args.visits, time.monotonic() + args.max_seconds)
+    beacons = BeaconStats()
+    tracker = Tracker(base_url, beacons, args.seed)
+    site = Site(base_url, stats, args.visits, time.monotonic() + args.max_seconds, tracker)
     print(f"driving {args.visits} page visits at {base_url} with {args.concurrency} threads", file=sys.stderr)
     try:
         seconds = drive(site, Crowd(ips), args.concurrency, args.seed)
@@ -750,7 +836,9 @@ def main(argv: list[str] | None = None) -> int:
             why = "the site stopped answering" if stats.failing() else f"--max-seconds {args.max_seconds:.0f}"
             print(f"warning: only {stats.sent} of {args.visits} visits sent ({why})", file=sys.stderr)
         stored = wait_for_storage(db, start, stats.sent, args.timeout)
-        summarise(Run(start, args.visits, args.concurrency, seconds, stats, stored), db, base_url, state)
+        tracked = wait_for_tracker(db, start, beacons, max(10.0, args.timeout - stored.waited))
+        summarise(Run(start, args.visits, args.concurrency, seconds, stats, stored, beacons, tracked),
+                  db, base_url, state)
     finally:
         client.close()
     print(f"\nrun time         {time.monotonic() - began:.1f} s (traffic {seconds:.1f} s, "
@@ -758,6 +846,10 @@ def main(argv: list[str] | None = None) -> int:
     if stored.count < stats.sent:
         print(f"\nFAILED: {stats.sent - stored.count} of {stats.sent} events not stored "
               f"within {args.timeout:.0f} s", file=sys.stderr)
+        return 1
+    if not tracked.complete:
+        print("\nFAILED: not every accepted tracker event reached MongoDB (see 'merged' and 'exit links')",
+              file=sys.stderr)
         return 1
     return 0
 
