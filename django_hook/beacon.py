@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 import time
 
-from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.http.request import split_domain_port, validate_host
+from django.http.request import split_domain_port
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import is_ratelimited
 
 from django_hook import handoff
 from django_hook.conf import eventlog_settings
-from django_hook.request_info import client_ip, username
+from django_hook.request_info import client_ip, is_site_host, username
 from pipeline.events import InvalidEvent, parse_beacon
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ def _origin_allowed(request: HttpRequest) -> bool:
         return False
     host = source.split("://", 1)[1].split("/", 1)[0]
     domain, _port = split_domain_port(host)
-    return bool(domain) and validate_host(domain, django_settings.ALLOWED_HOSTS or ["localhost", "127.0.0.1"])
+    return is_site_host(domain)
 
 
 def _rate_key(group: str, request: HttpRequest) -> str:

@@ -39,6 +39,7 @@ from django.views.decorators.http import require_GET
 from pymongo.errors import PyMongoError
 
 from django_hook.conf import eventlog_settings
+from django_hook.request_info import is_site_host
 from pipeline import rollups
 from pipeline.store import connect
 
@@ -150,6 +151,24 @@ def _dim(name: str, **rename: str) -> Callable[[dict[str, Any], dict[str, Any]],
     return build
 
 
+INTERNAL_REFERRER = "(this site)"
+
+
+def _referrers(daily: dict[str, Any], tutorials: dict[str, Any]) -> list[dict[str, Any]]:
+    """Referrer hosts, with navigation inside the site folded into one row (as analytics tools show it)."""
+    rows: list[dict[str, Any]] = []
+    internal: dict[str, Any] = {"referrer": INTERNAL_REFERRER, "count": 0, "share": None}
+    for row in _dim("referrer", key="referrer")(daily, tutorials):
+        if is_site_host(str(row["referrer"]), allow_wildcard=False):
+            internal["count"] += row["count"]
+            internal["share"] = (internal["share"] or 0) + (row["share"] or 0)
+        else:
+            rows.append(row)
+    if internal["count"]:
+        rows.append(internal)
+    return sorted(rows, key=lambda r: -r["count"])
+
+
 def _traffic(daily: dict[str, Any], _t: dict[str, Any]) -> list[dict[str, Any]]:
     keys = ("day", "page_views", "unique_visitors", "new_visitors", "logged_in_users", "bot_views",
             "tutorial_views", "exit_clicks", "duration_avg")
@@ -203,7 +222,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("devices", "Devices", (Column("device", "Device"), VIEWS, SHARE), _dim("device", key="device")),
     Table("device_types", "Device types", (Column("device_type", "Type"), VIEWS, SHARE),
           _dim("device_type", key="device_type")),
-    Table("referrers", "Referrers", (Column("referrer", "Referrer"), VIEWS, SHARE), _dim("referrer", key="referrer")),
+    Table("referrers", "Referrers", (Column("referrer", "Referrer"), VIEWS, SHARE), _referrers),
     Table("exit_links", "Exit links", (Column("url", "Link"), Column("count", "Clicks", "int")),
           _dim("exit_link", key="url")),
     Table("bots", "Bots", (Column("bot", "Bot"), VIEWS), _dim("bot", key="bot")),

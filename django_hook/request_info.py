@@ -1,12 +1,26 @@
-"""What a request says about its visitor, shared by the middleware and the beacon."""
+"""What a request says about its visitor, shared by the middleware, the beacon
+and the dashboard."""
 
 from __future__ import annotations
 
+from django.conf import settings as django_settings
 from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest
+from django.http.request import validate_host
 from django.utils.functional import SimpleLazyObject, empty
 
 ANONYMOUS = "AnonymousUser"
+
+
+def is_site_host(host: str, allow_wildcard: bool = True) -> bool:
+    """Whether ``host`` (no port) is one of this site's: ALLOWED_HOSTS, or localhost when it is empty.
+
+    ``allow_wildcard=False`` ignores a "*" entry, where it would make every host on the web ours.
+    """
+    patterns = list(django_settings.ALLOWED_HOSTS) or ["localhost", "127.0.0.1"]
+    if not allow_wildcard:
+        patterns = [p for p in patterns if p != "*"]
+    return bool(host) and validate_host(host, patterns)
 
 
 def client_ip(request: HttpRequest, trusted_proxies: int) -> str | None:

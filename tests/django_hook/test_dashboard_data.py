@@ -21,7 +21,7 @@ from django.test import Client, override_settings
 
 from deploy.stack import free_port, nx_proc, wait_for_port
 from loadtest.dashboard_bench import generate_events, generate_exit_links, generate_progress
-from pipeline.rollups import run_rollups
+from pipeline.rollups import referrer_host, run_rollups
 
 DAYS = 5
 NOW = datetime.now(UTC)
@@ -101,6 +101,11 @@ def test_figures_equal_the_raw_logs(staff: Client, raw: dict) -> None:
     assert {r["country"]: r["count"] for r in figures["tables"]["countries"]} == dict(countries)
     browsers = Counter(e["browser_family"] for e in people)
     assert {r["browser"]: r["count"] for r in figures["tables"]["browsers"]} == dict(browsers)
+    # Referrer hosts; navigation inside the site (ALLOWED_HOSTS) is one "(this site)" row.
+    referrers = Counter(referrer_host(e["referrer"]) for e in people)
+    referrers["(this site)"] = referrers.pop("127.0.0.1")
+    assert {r["referrer"]: r["count"] for r in figures["tables"]["referrers"]} == dict(referrers)
+    assert [r["count"] for r in figures["tables"]["referrers"]] == sorted(referrers.values(), reverse=True)
     india = next(r for r in figures["tables"]["countries"] if r["country"] == "India")
     assert india["country_code"] == "IN" and india["share"] == pytest.approx(countries["India"] / len(people))
     watched = Counter(e["view_kwargs"]["tutorial"] for e in people if e["event_name"] == "event.video.watch")
