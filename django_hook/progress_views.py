@@ -12,6 +12,7 @@ no need to know exactly when the pipeline caught up.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from django.views.decorators.http import require_http_methods
 from django_hook import handoff
 from django_hook.conf import eventlog_settings
 from pipeline import progress
+from pipeline.events import MAX_CLIENT_TS_MS, client_time
 from pipeline.store import TUTORIAL_PROGRESS_LOGS, connect
 
 PENDING_KEY = "eventlog_pending_progress"
@@ -69,6 +71,22 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     return data
+
+
+def _report_time(data: dict[str, Any]) -> datetime:
+    """When the player made the report: its clock ("ts", epoch ms) when plausible, never later than now.
+
+    A player keeps reports it could not send (offline) and sends them later; the resume
+    position follows the report made last, not the one that happened to arrive last.
+    """
+    now = time.time()
+    ts = data.get("ts")
+    if ts is None:
+        return datetime.fromtimestamp(now, UTC)
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts) \
+            or not 0 < ts <= MAX_CLIENT_TS_MS:
+        raise BadRequest("ts must be the time the report was made, in epoch milliseconds")
+    return min(client_time(ts, now), datetime.fromtimestamp(now, UTC))
 
 
 def _tutorial(data: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +197,7 @@ def progress_view(request: HttpRequest) -> HttpResponse:
             "video_length": entry["length"],
             "position": data.get("position"), "minutes": data.get("minutes", []),
             "visit_id": data.get("visit_id"), "report_id": data.get("report_id"),
-            "at": datetime.now(UTC).isoformat(),
+            "at": _report_time(data).isoformat(),
         }
         progress.validate_report(event)
     except (BadRequest, progress.InvalidReport) as exc:

@@ -4,6 +4,7 @@ and the demo's watch and search pages in a real headless Chromium."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.integration
 PASSWORD = "demo-password"
 BASICS = ("BASH", "Basics of Shell Scripting", "English")  # 242 s: 5 minutes, complete at 4
 GLOBBING = ("BASH", "Globbing and Export statement", "English")  # 207 s: 4 minutes, complete at 4
+CONDITIONAL = ("BASH", "Conditional execution", "English")  # 150 s: 3 minutes, complete at 3
 
 
 def watch_path(foss: str, title: str, language: str) -> str:
@@ -96,6 +98,8 @@ def test_a_report_is_read_back_at_once_and_only_by_its_author(site, mongo):  # n
         ({"minutes": [99]}, "minute"),
         ({"position": "soon"}, "number"),
         ({"visit_id": ""}, "visit_id"),
+        ({"ts": "yesterday"}, "ts"),
+        ({"ts": 10**30}, "ts"),
     ],
 )
 def test_invalid_reports_are_400_with_a_clear_error(site, fields, fragment):  # noqa: ANN001
@@ -105,6 +109,19 @@ def test_invalid_reports_are_400_with_a_clear_error(site, fields, fragment):  # 
     answer = alice.post(site.url("/eventlog/progress/"), data=json.dumps(body), timeout=10)
     assert answer.status_code == 400
     assert fragment in answer.json()["error"]
+
+
+def test_a_report_sent_late_does_not_move_the_resume_position_back(site, mongo):  # noqa: ANN001
+    dave = api_session(site, "learner8")
+    now_ms = time.time() * 1000
+    later = report(*GLOBBING, position=190.0, minutes=[3], ts=now_ms)
+    earlier = report(*GLOBBING, position=70.0, minutes=[1], ts=now_ms - 60_000)  # queued offline, sent after
+    for body in (later, earlier):
+        assert dave.post(site.url("/eventlog/progress/"), data=body, timeout=10).status_code == 200
+    doc = wait_until(lambda: (d := progress_doc(mongo, "learner8", *GLOBBING)) and len(d["minutes_watched"]) == 2
+                     and d, 30, "both reports")
+    assert doc["minutes_watched"] == [1, 3]
+    assert doc["resume_position"] == 180  # the report made last, not the one that arrived last
 
 
 def test_marks_change_only_the_authors_progress(site, mongo):  # noqa: ANN001
@@ -223,6 +240,40 @@ def test_mark_buttons_override_and_show_at_once(site, browser):  # noqa: ANN001
     page.reload()
     assert page.text_content("#completed") == "No"
     page.close()
+
+
+QUEUED = "JSON.parse(localStorage.getItem('eventlog.progress.learner9') || '[]').length"
+
+
+def test_minutes_watched_offline_are_kept_and_stored_once_back_online(site, mongo, browser):  # noqa: ANN001
+    context = browser.new_context()
+    page = context.new_page()
+    login(page, site, "learner9")
+    page.goto(site.url(watch_path(*CONDITIONAL)))
+    # The whole (small) video into the browser's buffer first: offline, nothing more can be fetched.
+    page.evaluate("""() => new Promise(resolve => {
+        const v = document.getElementById('player');
+        v.preload = 'auto';
+        const full = () => v.buffered.length && v.buffered.end(v.buffered.length - 1) >= v.duration - 0.5;
+        const check = () => full() ? resolve() : setTimeout(check, 100);
+        check();
+    })""")
+    context.set_offline(True)
+    play(page)
+    page.wait_for_function("document.getElementById('player').ended", timeout=60_000)
+    assert page.evaluate(QUEUED) >= 2  # a report per minute change, and the end
+    page.close()  # gone while offline: only the browser's storage knows what was watched
+    assert progress_doc(mongo, "learner9", *CONDITIONAL) is None
+
+    context.set_offline(False)
+    page = context.new_page()
+    page.goto(site.url(watch_path(*BASICS)))  # the next watch page sends what is queued
+    doc = wait_until(lambda: (d := progress_doc(mongo, "learner9", *CONDITIONAL)) and d["completed"] and d, 30,
+                     "the queued reports to be stored")
+    assert set(doc["minutes_watched"]) == {0, 1, 2}
+    assert doc["visits"] == 1
+    page.wait_for_function(f"{QUEUED} === 0")
+    context.close()
 
 
 def test_anonymous_visitors_see_no_progress_and_send_no_progress_requests(site, browser):  # noqa: ANN001

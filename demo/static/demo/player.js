@@ -1,6 +1,13 @@
 /* Reports what a logged-in learner actually watches: the minutes really played
-   (not skipped by seeking), whenever the minute changes and on pause/end.
-   Only included on the watch page for logged-in users. */
+   (not skipped by seeking), whenever the minute changes, on pause/end and when
+   the page goes away. Only included on the watch page for logged-in users.
+
+   Reports wait in localStorage until the server has them: a learner on a bad
+   connection (or watching offline) loses nothing, and what was queued is sent
+   when the browser is back online or on the next watch page. Each report has
+   an id and the server's rules are idempotent, so sending one twice is harmless;
+   its "ts" says when it was made, so a late one cannot move the resume position
+   back. */
 (function () {
   "use strict";
   var video = document.getElementById("player");
@@ -20,18 +27,51 @@
 
   function post(url, body) {
     return fetch(url, {
-      method: "POST", credentials: "same-origin", body: JSON.stringify(body),
+      method: "POST", credentials: "same-origin", body: JSON.stringify(body), keepalive: true,
       headers: {"Content-Type": "application/json", "X-CSRFToken": d.csrf}
     }).then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); });
+  }
+
+  // One queue per learner: a report is only ever sent in its own author's session.
+  var QUEUE = "eventlog.progress." + d.user, MAX_QUEUED = 500;
+  function queued() {
+    try { return JSON.parse(localStorage.getItem(QUEUE) || "[]"); } catch (e) { return []; }
+  }
+  function store(q) {
+    try { localStorage.setItem(QUEUE, JSON.stringify(q.slice(-MAX_QUEUED))); } catch (e) { /* full or off */ }
+  }
+  function forget(reportId) {
+    store(queued().filter(function (r) { return r.report_id !== reportId; }));
+  }
+  function isThisVideo(r) {
+    return r.foss === d.foss && r.language === d.language && r.tutorial === d.tutorial;
+  }
+
+  var sending = false;
+  function flush() {
+    var next = queued()[0];
+    if (sending || !next || !navigator.onLine) return;
+    sending = true;
+    post(d.progressUrl, next).then(function (state) {
+      forget(next.report_id);
+      if (isThisVideo(next)) show(state);
+      sending = false;
+      flush();
+    }, function (status) {
+      sending = false;
+      // 400: the report can never be valid. Anything else (offline, 5xx, logged out): keep it.
+      if (status === 400) { forget(next.report_id); flush(); }
+    });
   }
 
   function report() {
     var minutes = Object.keys(played).map(Number);
     played = {};
-    post(d.progressUrl, {
-      foss: d.foss, language: d.language, tutorial: d.tutorial, position: video.currentTime,
-      minutes: minutes, visit_id: visitId, report_id: id()
-    }).then(show, function () { /* the next report carries on */ });
+    var q = queued();
+    q.push({foss: d.foss, language: d.language, tutorial: d.tutorial, position: video.currentTime,
+            minutes: minutes, visit_id: visitId, report_id: id(), ts: Date.now()});
+    store(q);
+    flush();
   }
 
   // A step no longer than a few timeupdate intervals (at this playback rate) is
@@ -54,6 +94,9 @@
   video.addEventListener("seeked", function () { lastTime = video.currentTime; });
   video.addEventListener("pause", report);
   video.addEventListener("ended", report);
+  // Leaving while the video plays: the minutes since the last report go too.
+  window.addEventListener("pagehide", function () { if (!video.paused) report(); });
+  window.addEventListener("online", flush);
 
   function mark(completed) {
     post(d.markUrl, {foss: d.foss, language: d.language, tutorial: d.tutorial, completed: completed}).then(show);
@@ -66,4 +109,6 @@
     video.addEventListener("loadedmetadata", function () { video.currentTime = resume; }, {once: true});
     if (video.readyState >= 1) video.currentTime = resume;
   }
+
+  flush();  // what an earlier page could not send
 })();
