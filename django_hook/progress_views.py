@@ -74,10 +74,11 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
 
 
 def _report_time(data: dict[str, Any]) -> datetime:
-    """When the player made the report: its clock ("ts", epoch ms) when plausible, never later than now.
+    """When the player made the report or mark: its clock ("ts", epoch ms) when plausible,
+    never later than now.
 
-    A player keeps reports it could not send (offline) and sends them later; the resume
-    position follows the report made last, not the one that happened to arrive last.
+    A player keeps what it could not send (offline) and sends it later; the resume position
+    and the manual mark follow what was made last, not what happened to arrive last.
     """
     now = time.time()
     ts = data.get("ts")
@@ -219,7 +220,7 @@ def mark_view(request: HttpRequest) -> HttpResponse:
         event = {
             "username": request.user.get_username(),
             "foss": data["foss"], "language": data["language"], "tutorial": entry["title"],
-            "completed": data["completed"], "at": datetime.now(UTC).isoformat(),
+            "completed": data["completed"], "at": _report_time(data).isoformat(),
         }
         progress.validate_mark(event)
     except (BadRequest, progress.InvalidReport) as exc:

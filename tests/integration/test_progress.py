@@ -235,14 +235,18 @@ def test_mark_buttons_override_and_show_at_once(site, browser):  # noqa: ANN001
     page.goto(site.url(watch_path(*BASICS)))
     page.click("#mark-complete")
     page.wait_for_function("document.getElementById('completed').textContent === 'Yes'")
+    page.wait_for_function(f"{queued('learner7')} === 0")  # the server has answered
     page.click("#mark-incomplete")
     page.wait_for_function("document.getElementById('completed').textContent === 'No'")
+    page.wait_for_function(f"{queued('learner7')} === 0")
     page.reload()
     assert page.text_content("#completed") == "No"
     page.close()
 
 
-QUEUED = "JSON.parse(localStorage.getItem('eventlog.progress.learner9') || '[]').length"
+def queued(username: str) -> str:
+    """JS: how many reports and marks the learner's player still holds."""
+    return f"JSON.parse(localStorage.getItem('eventlog.progress.{username}') || '[]').length"
 
 
 def test_minutes_watched_offline_are_kept_and_stored_once_back_online(site, mongo, browser):  # noqa: ANN001
@@ -261,18 +265,21 @@ def test_minutes_watched_offline_are_kept_and_stored_once_back_online(site, mong
     context.set_offline(True)
     play(page)
     page.wait_for_function("document.getElementById('player').ended", timeout=60_000)
-    assert page.evaluate(QUEUED) >= 2  # a report per minute change, and the end
+    page.click("#mark-incomplete")  # and, still offline, a manual mark after watching it all
+    assert page.text_content("#completed") == "No"
+    assert page.evaluate(queued("learner9")) >= 3  # a report per minute change, the end, the mark
     page.close()  # gone while offline: only the browser's storage knows what was watched
     assert progress_doc(mongo, "learner9", *CONDITIONAL) is None
 
     context.set_offline(False)
     page = context.new_page()
     page.goto(site.url(watch_path(*BASICS)))  # the next watch page sends what is queued
-    doc = wait_until(lambda: (d := progress_doc(mongo, "learner9", *CONDITIONAL)) and d["completed"] and d, 30,
-                     "the queued reports to be stored")
+    doc = wait_until(lambda: (d := progress_doc(mongo, "learner9", *CONDITIONAL)) and d["manual"]
+                     and len(d["minutes_watched"]) == 3 and d, 30, "the queued reports and the mark to be stored")
     assert set(doc["minutes_watched"]) == {0, 1, 2}
+    assert not doc["completed"]  # sent in order: the mark came after the minutes that completed it
     assert doc["visits"] == 1
-    page.wait_for_function(f"{QUEUED} === 0")
+    page.wait_for_function(f"{queued('learner9')} === 0")
     context.close()
 
 

@@ -2,12 +2,11 @@
    (not skipped by seeking), whenever the minute changes, on pause/end and when
    the page goes away. Only included on the watch page for logged-in users.
 
-   Reports wait in localStorage until the server has them: a learner on a bad
-   connection (or watching offline) loses nothing, and what was queued is sent
-   when the browser is back online or on the next watch page. Each report has
-   an id and the server's rules are idempotent, so sending one twice is harmless;
-   its "ts" says when it was made, so a late one cannot move the resume position
-   back. */
+   Reports and manual marks wait in localStorage until the server has them: a
+   learner on a bad connection (or watching offline) loses nothing, and what was
+   queued is sent when the browser is back online or on the next watch page. The
+   server's rules are idempotent, so sending one twice is harmless; its "ts" says
+   when it was made, so a late one cannot move the resume position or a mark back. */
 (function () {
   "use strict";
   var video = document.getElementById("player");
@@ -40,38 +39,45 @@
   function store(q) {
     try { localStorage.setItem(QUEUE, JSON.stringify(q.slice(-MAX_QUEUED))); } catch (e) { /* full or off */ }
   }
-  function forget(reportId) {
-    store(queued().filter(function (r) { return r.report_id !== reportId; }));
+  function forget(entry) {
+    store(queued().filter(function (e) { return e.id !== entry.id; }));
   }
-  function isThisVideo(r) {
-    return r.foss === d.foss && r.language === d.language && r.tutorial === d.tutorial;
+  function isThisVideo(body) {
+    return body.foss === d.foss && body.language === d.language && body.tutorial === d.tutorial;
   }
 
+  // Sent one at a time, oldest first, so a mark and the reports around it keep their order.
   var sending = false;
   function flush() {
     var next = queued()[0];
     if (sending || !next || !navigator.onLine) return;
     sending = true;
-    post(d.progressUrl, next).then(function (state) {
-      forget(next.report_id);
-      if (isThisVideo(next)) show(state);
+    post(next.url, next.body).then(function (state) {
+      forget(next);
+      // The answer is the state after this entry; a later one for this video would make it stale.
+      if (isThisVideo(next.body) && !queued().some(function (e) { return isThisVideo(e.body); })) show(state);
       sending = false;
       flush();
     }, function (status) {
       sending = false;
-      // 400: the report can never be valid. Anything else (offline, 5xx, logged out): keep it.
-      if (status === 400) { forget(next.report_id); flush(); }
+      // 400: it can never be valid. Anything else (offline, 5xx, logged out): keep it.
+      if (status === 400) { forget(next); flush(); }
     });
+  }
+
+  function send(url, fields) {
+    var body = {foss: d.foss, language: d.language, tutorial: d.tutorial, ts: Date.now()};
+    for (var k in fields) body[k] = fields[k];
+    var q = queued();
+    q.push({id: id(), url: url, body: body});
+    store(q);
+    flush();
   }
 
   function report() {
     var minutes = Object.keys(played).map(Number);
     played = {};
-    var q = queued();
-    q.push({foss: d.foss, language: d.language, tutorial: d.tutorial, position: video.currentTime,
-            minutes: minutes, visit_id: visitId, report_id: id(), ts: Date.now()});
-    store(q);
-    flush();
+    send(d.progressUrl, {position: video.currentTime, minutes: minutes, visit_id: visitId, report_id: id()});
   }
 
   // A step no longer than a few timeupdate intervals (at this playback rate) is
@@ -99,7 +105,8 @@
   window.addEventListener("online", flush);
 
   function mark(completed) {
-    post(d.markUrl, {foss: d.foss, language: d.language, tutorial: d.tutorial, completed: completed}).then(show);
+    document.getElementById("completed").textContent = completed ? "Yes" : "No";  // what the learner asked for
+    send(d.markUrl, {completed: completed});
   }
   document.getElementById("mark-complete").addEventListener("click", function () { mark(true); });
   document.getElementById("mark-incomplete").addEventListener("click", function () { mark(false); });
