@@ -5,6 +5,7 @@ spool where the test can read it."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -30,6 +31,11 @@ from django.core.management import call_command  # noqa: E402
 call_command("migrate", verbosity=0)
 
 SPOOL = _TMP / "spool"
+
+# Expected here by design, thousands of times (hostile payloads answered 400, a shipper failing
+# against the discard port): at WARNING they would bury a real failure's output. Errors still show.
+for _noisy in ("django.request", "pipeline.spool"):
+    logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 
 def spooled() -> list[dict]:
