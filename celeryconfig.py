@@ -16,6 +16,8 @@ _settings = load_settings()
 ENRICH_QUEUE = "eventlog.enrich"
 STORE_QUEUE = "eventlog.store"
 ROLLUP_QUEUE = "eventlog.rollup"
+# Named here, not imported from tasks.enrich: the web process publishes it without the worker stack.
+ENRICH_TASK = "eventlog.enrich_batch"
 
 broker_url = _settings.broker_url
 broker_connection_retry_on_startup = True
@@ -39,7 +41,7 @@ task_default_queue = ENRICH_QUEUE
 task_default_exchange = ENRICH_QUEUE
 task_default_routing_key = ENRICH_QUEUE
 task_routes = {
-    "eventlog.enrich_batch": {"queue": ENRICH_QUEUE},
+    ENRICH_TASK: {"queue": ENRICH_QUEUE},
     "eventlog.store_events": {"queue": STORE_QUEUE},
     "eventlog.rollup.*": {"queue": ROLLUP_QUEUE},
 }

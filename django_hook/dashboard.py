@@ -376,32 +376,31 @@ def table_view(name: str, rows: list[dict[str, Any]], rng: DateRange, limit: int
 # ---------------------------------------------------------------- views
 
 
+def _count(value: Any) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def _percent(value: Any) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+# (kpi key, label, formatter, tooltip): the headline figures, in display order.
+KPI_CARDS: tuple[tuple[str, str, Callable[[Any], str], str], ...] = (
+    ("page_views", "Page views", _count, "Page views by people (bots excluded)"),
+    ("avg_daily_visitors", "Visitors / day", _count, "Distinct visitors per day, averaged over the range"),
+    ("new_visitors", "New visitors", _count, "Visitors seen for the first time"),
+    ("tutorial_views", "Tutorial views", _count, "Views of tutorial watch pages"),
+    ("logged_in_views", "Logged-in views", _count, "Page views by logged-in users"),
+    ("duration_avg", "Avg. visit", format_seconds, "Engaged time per page view (reported by the tracker)"),
+    ("bot_share", "Bot traffic", _percent, "Share of all page views made by bots"),
+    ("exit_clicks", "Exit clicks", _count, "Clicks on links to other sites"),
+)
+
+
 def kpi_cards(kpis: dict[str, Any]) -> list[dict[str, str]]:
     """The headline figures, formatted (the template only lays them out)."""
-    def num(value: Any) -> str:
-        return "–" if value is None else f"{value:,.0f}"
-
-    def pct(value: Any) -> str:
-        return "–" if value is None else f"{100 * value:.1f} %"
-
-    return [
-        {"key": "page_views", "label": "Page views", "text": num(kpis["page_views"]),
-         "help": "Page views by people (bots excluded)"},
-        {"key": "avg_daily_visitors", "label": "Visitors / day", "text": num(kpis["avg_daily_visitors"]),
-         "help": "Distinct visitors per day, averaged over the range"},
-        {"key": "new_visitors", "label": "New visitors", "text": num(kpis["new_visitors"]),
-         "help": "Visitors seen for the first time"},
-        {"key": "tutorial_views", "label": "Tutorial views", "text": num(kpis["tutorial_views"]),
-         "help": "Views of tutorial watch pages"},
-        {"key": "logged_in_views", "label": "Logged-in views", "text": num(kpis["logged_in_views"]),
-         "help": "Page views by logged-in users"},
-        {"key": "duration_avg", "label": "Avg. visit", "text": format_seconds(kpis["duration_avg"]),
-         "help": "Engaged time per page view (reported by the tracker)"},
-        {"key": "bot_share", "label": "Bot traffic", "text": pct(kpis["bot_share"]),
-         "help": "Share of all page views made by bots"},
-        {"key": "exit_clicks", "label": "Exit clicks", "text": num(kpis["exit_clicks"]),
-         "help": "Clicks on links to other sites"},
-    ]
+    return [{"key": key, "label": label, "text": fmt(kpis[key]), "help": help_text}
+            for key, label, fmt, help_text in KPI_CARDS]
 
 
 def _presets(today: date) -> list[dict[str, str]]:

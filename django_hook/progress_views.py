@@ -12,7 +12,6 @@ no need to know exactly when the pipeline caught up.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from django.views.decorators.http import require_http_methods
 from django_hook import handoff
 from django_hook.conf import eventlog_settings
 from pipeline import progress
-from pipeline.events import MAX_CLIENT_TS_MS, client_time
+from pipeline.events import InvalidEvent, check_client_timestamp, client_time
 from pipeline.store import TUTORIAL_PROGRESS_LOGS, connect
 
 PENDING_KEY = "eventlog_pending_progress"
@@ -81,12 +80,13 @@ def _report_time(data: dict[str, Any]) -> datetime:
     and the manual mark follow what was made last, not what happened to arrive last.
     """
     now = time.time()
-    ts = data.get("ts")
-    if ts is None:
+    if data.get("ts") is None:
         return datetime.fromtimestamp(now, UTC)
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts) \
-            or not 0 < ts <= MAX_CLIENT_TS_MS:
-        raise BadRequest("ts must be the time the report was made, in epoch milliseconds")
+    try:
+        ts = check_client_timestamp(data["ts"])
+    except InvalidEvent as exc:
+        raise BadRequest(f"{exc} (the time it was made, in epoch milliseconds)") from None
+    # Never later than its arrival: "newest wins" must not let a fast clock beat later reports.
     return min(client_time(ts, now), datetime.fromtimestamp(now, UTC))
 
 

@@ -104,11 +104,17 @@ BOTS: tuple[Bot, ...] = (
 # Share of human visitors per device class.
 DEVICE_WEIGHTS: dict[str, float] = {"desktop": 0.48, "mobile": 0.44, "tablet": 0.08}
 _BY_DEVICE: dict[str, tuple[str, ...]] = {"desktop": DESKTOP, "mobile": MOBILE, "tablet": TABLET}
+_DEVICE_OF: dict[str, str] = {agent: device for device, agents in _BY_DEVICE.items() for agent in agents}
 
 
 def human_user_agent(rng: random.Random) -> str:
     device = rng.choices(list(DEVICE_WEIGHTS), weights=list(DEVICE_WEIGHTS.values()))[0]
     return rng.choice(_BY_DEVICE[device])
+
+
+def device_class(user_agent: str) -> str:
+    """"desktop", "mobile" or "tablet": the class ``human_user_agent`` drew ``user_agent`` from."""
+    return _DEVICE_OF.get(user_agent, "desktop")
 
 
 def pick_bot(rng: random.Random) -> Bot:
@@ -125,29 +131,30 @@ class Country:
     networks: tuple[str, ...]
     accept_language: str
     languages: tuple[tuple[str, float], ...]  # tutorial languages this audience prefers
+    timezone: str  # what the browser's Intl API reports (tracker.js sends it)
 
 
 COUNTRIES: tuple[Country, ...] = (
     Country("IN", 40, ("49.36.0.0/14", "117.192.0.0/10", "59.88.0.0/13", "122.160.0.0/12", "106.192.0.0/11"),
-            "en-IN,en;q=0.9,hi;q=0.8", (("English", 0.5), ("Hindi", 0.35), ("Tamil", 0.15))),
+            "en-IN,en;q=0.9,hi;q=0.8", (("English", 0.5), ("Hindi", 0.35), ("Tamil", 0.15)), "Asia/Kolkata"),
     Country("US", 14, ("73.0.0.0/8", "24.0.0.0/12", "71.192.0.0/12", "67.160.0.0/11"),
-            "en-US,en;q=0.9", (("English", 0.95), ("Hindi", 0.05))),
+            "en-US,en;q=0.9", (("English", 0.95), ("Hindi", 0.05)), "America/New_York"),
     Country("GB", 6, ("86.128.0.0/10", "2.24.0.0/13", "82.0.0.0/12"),
-            "en-GB,en;q=0.9", (("English", 0.9), ("Hindi", 0.1))),
+            "en-GB,en;q=0.9", (("English", 0.9), ("Hindi", 0.1)), "Europe/London"),
     Country("DE", 5, ("84.128.0.0/10", "87.128.0.0/10", "91.0.0.0/10", "79.192.0.0/10"),
-            "de-DE,de;q=0.9,en;q=0.8", (("English", 1.0),)),
+            "de-DE,de;q=0.9,en;q=0.8", (("English", 1.0),), "Europe/Berlin"),
     Country("BR", 6, ("177.0.0.0/11", "189.0.0.0/11", "179.96.0.0/12"),
-            "pt-BR,pt;q=0.9,en;q=0.7", (("English", 1.0),)),
+            "pt-BR,pt;q=0.9,en;q=0.7", (("English", 1.0),), "America/Sao_Paulo"),
     Country("JP", 4, ("153.128.0.0/10", "180.0.0.0/10", "219.96.0.0/11"),
-            "ja-JP,ja;q=0.9,en;q=0.6", (("English", 1.0),)),
+            "ja-JP,ja;q=0.9,en;q=0.6", (("English", 1.0),), "Asia/Tokyo"),
     Country("KE", 5, ("41.89.0.0/16", "197.248.0.0/16", "154.122.0.0/16"),
-            "en-KE,en;q=0.9,sw;q=0.8", (("English", 1.0),)),
+            "en-KE,en;q=0.9,sw;q=0.8", (("English", 1.0),), "Africa/Nairobi"),
     Country("FR", 4, ("86.192.0.0/10", "78.192.0.0/10"),
-            "fr-FR,fr;q=0.9,en;q=0.7", (("English", 1.0),)),
+            "fr-FR,fr;q=0.9,en;q=0.7", (("English", 1.0),), "Europe/Paris"),
     Country("AU", 4, ("101.160.0.0/11", "110.140.0.0/14", "120.144.0.0/12"),
-            "en-AU,en;q=0.9", (("English", 0.9), ("Tamil", 0.1))),
+            "en-AU,en;q=0.9", (("English", 0.9), ("Tamil", 0.1)), "Australia/Sydney"),
     Country("ID", 7, ("36.64.0.0/11", "114.120.0.0/13"),
-            "id-ID,id;q=0.9,en;q=0.7", (("English", 1.0),)),
+            "id-ID,id;q=0.9,en;q=0.7", (("English", 1.0),), "Asia/Jakarta"),
 )
 
 # Crawler operators' networks and the country GeoLite2 puts them in.

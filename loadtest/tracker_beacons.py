@@ -22,12 +22,14 @@ import random
 import re
 import threading
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
+
+from loadtest.agents import device_class
+from pipeline.events import new_event_id
 
 COLLECT_PATH = "/eventlog/collect/"
 JS_SHARE = 0.85  # of human visitors; the rest block scripts or trackers
@@ -39,14 +41,9 @@ MEDIAN_SECONDS = {"watch": 150.0, "other": 25.0}
 SPREAD = 0.9  # sigma of the log-normal
 MAX_ENGAGED_MS = 2 * 3600 * 1000
 
-TIMEZONES = {
-    "IN": "Asia/Kolkata", "US": "America/New_York", "GB": "Europe/London", "BR": "America/Sao_Paulo",
-    "KE": "Africa/Nairobi", "DE": "Europe/Berlin", "JP": "Asia/Tokyo", "ID": "Asia/Jakarta",
-    "FR": "Europe/Paris", "AU": "Australia/Sydney",
-}
 # (screen, viewport) per kind of device, from the user agent.
 SCREENS = {
-    "phone": ((412, 915), (412, 780)),
+    "mobile": ((412, 915), (412, 780)),
     "tablet": ((810, 1080), (810, 980)),
     "desktop": ((1920, 1080), (1536, 864)),
 }
@@ -65,7 +62,6 @@ class TrackedPage:
     title: str
     referrer: str
     external_links: tuple[str, ...]
-    loaded_at: float
 
 
 def read_page(response: requests.Response, referrer: str) -> TrackedPage | None:
@@ -80,17 +76,11 @@ def read_page(response: requests.Response, referrer: str) -> TrackedPage | None:
     if not page_view_id:
         return None
     title = _TITLE.search(body)
-    own_host = urlsplit(response.url).netloc
-    links = tuple(dict.fromkeys(
-        html.unescape(url) for url in _LINK.findall(body) if urlsplit(html.unescape(url)).netloc != own_host))
-    return TrackedPage(page_view_id, urlsplit(response.url).path, html.unescape(title.group(1)).strip()[:1024]
-                       if title else "", referrer, links, time.time())
-
-
-def device_kind(user_agent: str) -> str:
-    if "iPad" in user_agent or "Tablet" in user_agent or ("Android" in user_agent and "Mobile" not in user_agent):
-        return "tablet"
-    return "phone" if "Mobile" in user_agent or "iPhone" in user_agent else "desktop"
+    here = urlsplit(response.url)
+    links = (html.unescape(url) for url in _LINK.findall(body))
+    external = tuple(dict.fromkeys(url for url in links if urlsplit(url).netloc != here.netloc))
+    return TrackedPage(page_view_id, here.path, html.unescape(title.group(1)).strip()[:1024] if title else "",
+                       referrer, external)
 
 
 def engaged_ms(page: TrackedPage, rng: random.Random) -> int:
@@ -100,7 +90,7 @@ def engaged_ms(page: TrackedPage, rng: random.Random) -> int:
 
 
 def _event(kind: str, page: TrackedPage, **fields: object) -> dict[str, object]:
-    return {"kind": kind, "event_id": uuid.uuid4().hex, "page_view_id": page.page_view_id, "path": page.path,
+    return {"kind": kind, "event_id": new_event_id(), "page_view_id": page.page_view_id, "path": page.path,
             "ts": int(time.time() * 1000), **fields}
 
 
@@ -141,10 +131,6 @@ class Tracker:
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
 
-    def _draw(self) -> random.Random:
-        with self._rng_lock:
-            return random.Random(self._rng.random())
-
     def _post(self, session: requests.Session, events: list[dict[str, object]]) -> None:
         # The browser's own request: same cookies (session, visitor id), same User-Agent and
         # X-Forwarded-For as the page, and the Origin of the page.
@@ -156,21 +142,23 @@ class Tracker:
             status = type(exc).__name__
         self.stats.count(status, events)
 
-    def loaded(self, session: requests.Session, page: TrackedPage, country: str | None) -> None:
+    def loaded(self, session: requests.Session, page: TrackedPage, timezone: str) -> None:
         """The pageview event sent when the page has loaded."""
-        screen, viewport = SCREENS[device_kind(session.headers.get("User-Agent", ""))]
+        screen, viewport = SCREENS[device_class(str(session.headers.get("User-Agent", "")))]
         language = session.headers.get("Accept-Language", "en").split(",")[0]
         self._post(session, [_event(
             "pageview", page, title=page.title, referrer=page.referrer, screen_width=screen[0],
             screen_height=screen[1], viewport_width=viewport[0], viewport_height=viewport[1],
-            language=language, timezone=TIMEZONES.get(country or "", "UTC"),
+            language=language, timezone=timezone,
         )])
 
     def left(self, session: requests.Session, page: TrackedPage, exit_ok: bool = False) -> None:
         """The page goes away: visit_end with the engaged time, and an exit link if one was followed."""
-        rng = self._draw()
-        events = [_event("visit_end", page, duration_ms=engaged_ms(page, rng), title=page.title,
-                         referrer=page.referrer)]
-        if exit_ok and page.external_links and rng.random() < EXIT_SHARE:
-            events.insert(0, _event("exit", page, url=rng.choice(page.external_links)))
+        with self._rng_lock:  # one generator for all visitor threads
+            duration_ms = engaged_ms(page, self._rng)
+            exit_url = (self._rng.choice(page.external_links)
+                        if exit_ok and page.external_links and self._rng.random() < EXIT_SHARE else None)
+        events = [_event("visit_end", page, duration_ms=duration_ms, title=page.title, referrer=page.referrer)]
+        if exit_url:
+            events.insert(0, _event("exit", page, url=exit_url))
         self._post(session, events)

@@ -329,7 +329,7 @@ class Site:
             if visitor.runs_js:
                 visitor.page = read_page(response, ref or "")
                 if visitor.page is not None:
-                    self.tracker.loaded(visitor.session, visitor.page, visitor.country and visitor.country.code)
+                    self.tracker.loaded(visitor.session, visitor.page, visitor.country.timezone)
         return response
 
     def leave_page(self, visitor: Visitor, end_of_visit: bool = False) -> None:

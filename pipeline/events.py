@@ -14,7 +14,7 @@ import os
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 MAX_URL = 2048
 MAX_TEXT = 1024
@@ -169,6 +169,9 @@ MAX_DURATION_MS = 24 * 3600 * 1000
 MAX_CLIENT_PAST = 30 * 24 * 3600
 MAX_CLIENT_FUTURE = 300
 MAX_CLIENT_TS_MS = 10**15  # the year 33658
+# A client's clock reading, epoch milliseconds. Bounded so it fits the 64-bit integers of
+# JSON encoders and BSON; implausible clocks are replaced by the receive time (client_time).
+ClientTimestamp = Annotated[int | float, Field(gt=0, le=MAX_CLIENT_TS_MS, allow_inf_nan=False)]
 EventId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 Dimension = Annotated[int, Field(ge=0, le=100_000)]
 
@@ -184,9 +187,7 @@ class BeaconEvent(BaseModel):
     event_id: EventId
     page_view_id: EventId
     path: str = Field(min_length=1, max_length=MAX_URL)
-    # Client epoch milliseconds. Bounded so it fits the 64-bit integers of JSON encoders
-    # and BSON; implausible clocks are replaced by the receive time later (client_time).
-    ts: int | float = Field(gt=0, le=MAX_CLIENT_TS_MS)
+    ts: ClientTimestamp
     title: str = Field(default="", max_length=MAX_TEXT)
     referrer: str = Field(default="", max_length=MAX_URL)
     screen_width: Dimension | None = None
@@ -287,6 +288,17 @@ def client_time(ts_ms: float, received: float) -> datetime:
     if received - MAX_CLIENT_PAST <= client <= received + MAX_CLIENT_FUTURE:
         return datetime.fromtimestamp(client, tz=UTC)
     return datetime.fromtimestamp(received, tz=UTC)
+
+
+_client_timestamp = TypeAdapter(ClientTimestamp, config=ConfigDict(strict=True))  # no "12" or true
+
+
+def check_client_timestamp(value: Any) -> float:
+    """``value`` as a ClientTimestamp; InvalidEvent with the reason otherwise."""
+    try:
+        return _client_timestamp.validate_python(value)
+    except ValidationError as exc:
+        raise InvalidEvent("ts: " + "; ".join(dict.fromkeys(e["msg"] for e in exc.errors()))) from None
 
 
 def validate_tracked(raw: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from kombu.exceptions import OperationalError
 
+from celeryconfig import ENRICH_TASK
 from pipeline.enrich import enrich_events
 from tasks.app import app
 from tasks.resources import geo_locator, settings
@@ -35,7 +36,7 @@ def _forward(docs: list[dict[str, Any]], dead: list[dict[str, Any]]) -> None:
             delay = min(delay * 2, 10.0)
 
 
-@app.task(name="eventlog.enrich_batch", acks_late=True, ignore_result=True)
+@app.task(name=ENRICH_TASK, acks_late=True, ignore_result=True)
 def enrich_batch(raw_events: list[Any]) -> int:
     """Enrich a micro-batch from the shipper; returns the number of events forwarded."""
     if not isinstance(raw_events, list):

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from celeryconfig import ENRICH_QUEUE
+from celeryconfig import ENRICH_TASK
 from tasks.app import app
-
-ENRICH_TASK = "eventlog.enrich_batch"
 
 
 def publish_batch(events: list[Any]) -> None:
     """Send a micro-batch (raw spool lines or event dicts) to eventlog.enrich;
     raises if the broker did not take it."""
     app.send_task(
-        ENRICH_TASK, args=[events], queue=ENRICH_QUEUE, retry=False,
+        ENRICH_TASK, args=[events], retry=False,  # celeryconfig.task_routes sends it to eventlog.enrich
         # Celery would otherwise build a repr of the whole batch for the headers.
         argsrepr=f"[{len(events)} events]", kwargsrepr="{}",
     )
