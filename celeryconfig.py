@@ -21,10 +21,13 @@ ENRICH_TASK = "eventlog.enrich_batch"
 
 broker_url = _settings.broker_url
 broker_connection_retry_on_startup = True
-# The shipper and the enrich task retry on their own; a publish must fail fast
-# instead of hanging a thread while the broker is away.
+# A publish (the shipper, the enrich task) must fail fast instead of hanging a
+# thread while the broker is away: both retry on their own.
 broker_connection_timeout = 4
-broker_connection_max_retries = 2
+# Workers and beat reconnect for as long as the broker is away (this setting is
+# read by the consumer and beat only, not by publishers): with a limit, a broker
+# down for more than a few seconds would make every worker exit.
+broker_connection_max_retries = None
 
 task_serializer = "json"
 result_serializer = "json"
@@ -51,9 +54,10 @@ task_routes = {
 task_acks_late = True
 task_reject_on_worker_lost = True
 
-# The store worker buffers messages until EVENTLOG_BATCH_SIZE events are in hand,
-# so it must be allowed to hold that many unacknowledged messages (with room to
-# spare for the next batch arriving while one is being written).
+# Messages a worker may hold unacknowledged per pool process. This is the base
+# window; the store stage widens its own at run time to about
+# EVENTLOG_BATCH_SIZE x (processes + 1) *events*, whatever the events per message
+# (tasks/batching.py, pipeline/prefetch.py), so small messages still fill a batch.
 MESSAGES_PER_BATCH = max(1, ceil(_settings.batch_size / max(1, _settings.ship_batch)))
 worker_prefetch_multiplier = max(4, 2 * MESSAGES_PER_BATCH)
 
@@ -62,6 +66,10 @@ broker_transport_options: dict = {
     # many seconds (the time a killed worker's messages take to come back).
     # It must exceed the longest time a batch may legitimately stay unacknowledged.
     "visibility_timeout": _settings.visibility_timeout,
+    # How often a worker looks for messages whose holder died (kombu's default
+    # looks every 10 s but scans only every 10th look: 100 s on top of the timeout).
+    "unacked_restore_interval": max(1, min(10, _settings.visibility_timeout // 5)),
+    "unacked_restore_throttle": 1,
 }
 if broker_url.startswith(("amqp", "pyamqp")):
     # RabbitMQ: publish returns only once the broker has the message, so the

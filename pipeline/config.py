@@ -42,6 +42,8 @@ class Settings:
     skip_paths: tuple[str, ...] = DEFAULT_SKIP_PATHS
     post_data_max: int = 4096  # bytes of redacted POST data kept per event
     visibility_timeout: int = 300  # seconds (Redis transport redelivery)
+    # health/ answers 503 "lagging" when an event has waited longer than this in any stage.
+    health_max_age: float = 60.0
     visitor_cookie: str = "eventlog_vid"
     beacon_max_bytes: int = 8192  # request body limit of the tracker's endpoint
     beacon_rate: str = "600/m"  # per client IP (django-ratelimit syntax)

@@ -13,7 +13,7 @@ Two faces of the same rules:
 2. MongoDB update builders (``report_updates``, ``mark_updates``) and their runners
    (``apply_report_to_collection``, ``apply_mark_to_collection``) whose effect equals the pure
    functions. Every step is a single-document atomic update built only from
-   $set/$setOnInsert/$addToSet+$each/$max guarded by plain filters (no $expr), so concurrent
+   $set/$setOnInsert/$addToSet+$each guarded by plain filters (no $expr), so concurrent
    reports never lose minutes and a retried report is a no-op.
 
 Storage choices (why the stored document differs a little from the state dict):
@@ -22,8 +22,18 @@ Storage choices (why the stored document differs a little from the state dict):
   as fixed-width ISO-8601 UTC strings with millisecond precision, ``2024-05-01T10:00:00.000Z``.
   nx-27017 0.8.1 stores a datetime written by $set/$max into an existing document as a naive,
   second-precision string and never raises a stored date with $max; fixed-width UTC strings
-  order like the instants they name with $max and equality on both servers. ``from_doc`` turns
-  them back into aware datetimes, so the state dict holds datetimes.
+  order like the instants they name. ``from_doc`` turns them back into aware datetimes, so the
+  state dict holds datetimes. They are not what filters compare to decide "newer" (next item).
+- Which report (or mark) is the newest is decided by ``report_order`` (``mark_order``), a
+  string that sorts like (time in epoch milliseconds, report_id) (like (time, completed) for a
+  mark), never by comparing stored times in a filter: neosqlite under nx-27017 compares any
+  filter value that looks like an ISO date through SQLite's ``datetime()``, which keeps whole
+  seconds only, so ``{"last_report_at": "...:29.000Z"}`` matches a stored ``"...:29.001Z"``. The
+  orders start with a letter, so nx-27017 compares them as the plain strings they are, byte by
+  byte like MongoDB. The newest report's fields (order, ``last_report_at``, ``resume_position``,
+  ``last_report_id``) are written together by ONE update whose filter says "stored order below
+  mine", so under any interleaving the largest order wins, readers never see one report's time
+  with another's position, and equal times have a winner too (the larger report_id).
 - A time that was never set is absent from the document (None in the state): nx-27017 does not
   match an explicit null with ``{field: None}``, while ``{"$exists": False}`` works everywhere.
 - ``visits`` is kept in sync with ``len(visit_ids)`` by a conditional $set guarded by
@@ -42,7 +52,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 COLLECTION = "tutorial_progress_logs"
@@ -170,6 +180,29 @@ def parse_time(value: Any) -> datetime | None:
     if isinstance(value, str):
         return _utc_ms(datetime.fromisoformat(value))
     raise TypeError(f"not a time: {value!r}")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_ms(value: datetime) -> int:
+    return (_utc_ms(value) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def report_order(at: datetime, report_id: str) -> str:
+    """Sort key of a report: by time (to the millisecond), then by report_id.
+
+    Fixed-width digits (15 cover year 9999) make string order equal (time, report_id) order, and
+    the leading letter keeps nx-27017 from taking it for a date (see the module docstring).
+    The report_id breaks ties, so two reports made in the same millisecond end the same way
+    whichever arrives first.
+    """
+    return f"r{_epoch_ms(at):015d}:{report_id}"
+
+
+def mark_order(at: datetime, completed: bool) -> str:
+    """Sort key of a manual mark: by time, then complete over incomplete at the same instant."""
+    return f"m{_epoch_ms(at):015d}:{int(completed)}"
 
 
 # ------------------------------------------------------------------ validation
@@ -372,9 +405,12 @@ def apply_report(state: Mapping[str, Any] | None, report: Report | Mapping[str, 
     new["total_minutes"] = report.total_minutes
     if new["first_watched_at"] is None:
         new["first_watched_at"] = report.at
-    # The resume position follows the most recent report by time, so a late retry of an older
-    # report (or two tabs out of order) never moves it back.
-    if new["last_report_at"] is None or report.at >= new["last_report_at"]:
+    # The resume position follows the most recent report by (time, report_id), so a late retry of
+    # an older report (or two tabs out of order) never moves it back, and the same report again
+    # changes nothing. The same total order as the server's report_order, ties included.
+    if new["last_report_at"] is None or report_order(report.at, report.report_id) > report_order(
+        new["last_report_at"], new["last_report_id"] or ""
+    ):
         new["last_report_at"] = report.at
         new["resume_position"] = report.resume_position
         new["last_report_id"] = report.report_id
@@ -389,11 +425,15 @@ def apply_mark(state: Mapping[str, Any] | None, mark: Mark | Mapping[str, Any]) 
 
     ``completed_at`` is set once, the first time the tutorial becomes complete, and kept when it
     is later marked incomplete (``completed`` is what says whether it is complete now). A mark
-    older than the current one is ignored.
+    older than the current one is ignored; of two marks made at the same instant, complete wins
+    (``mark_order``), so the outcome does not depend on which arrives first.
     """
     mark = validate_mark(mark)
     new = _start(state, mark.key)
-    if new["marked_at"] is None or mark.at >= new["marked_at"]:
+    # While marked, ``completed`` is the newest mark's decision (the automatic rule stays out).
+    if new["marked_at"] is None or mark_order(mark.at, mark.completed) > mark_order(
+        new["marked_at"], new["completed"]
+    ):
         new["marked_at"] = mark.at
         new["completed"] = mark.completed
         new["manual"] = True
@@ -482,11 +522,41 @@ def _first_watched_update(key: dict[str, str], at: str) -> Update:
     return {**key, "first_watched_at": {"$exists": False}}, {"$set": {"first_watched_at": at}}
 
 
+def _newer_than_stored(order_field: str, order: str, time_field: str, at: str) -> dict[str, Any]:
+    """Filter: the stored order is below ``order`` (or there is none yet).
+
+    The test and the write are one update, so two writers cannot interleave between them; the
+    stored order only rises, so the largest order ends up stored whatever the arrival order.
+    Merge it into a filter with ``{**key, **this}``: the $or sits inside an $and because nx-27017
+    translates a top-level $or beside other fields as ``key AND a OR b`` (no parentheses), which
+    matches other documents; inside $and it is parenthesised, and MongoDB means the same either way.
+    """
+    return {"$and": [{"$or": [
+        {order_field: {"$lt": order}},
+        {order_field: {"$exists": False}, time_field: {"$exists": False}},
+        # Written before the order field existed: fall back to the time (nx-27017 compares that
+        # to the second only); the first write through here adds the order field.
+        {order_field: {"$exists": False}, time_field: {"$lte": at}},
+    ]}]}
+
+
+def _last_report_fields(report: Report, at: str) -> dict[str, Any]:
+    return {
+        "report_order": report_order(report.at, report.report_id),
+        "last_report_at": at,
+        "resume_position": report.resume_position,
+        "last_report_id": report.report_id,
+    }
+
+
 def _resume_update(report: Report, at: str) -> Update:
-    # Matches only while this report is the newest ($max already ran), so stale reports lose.
+    # One conditional update for all of the newest report's fields: a separate $max of the time
+    # followed by a $set of the position guarded by "time == mine" let an older report's $set land
+    # after a newer one (nx-27017 matches the guard to the second only), a lost update.
+    order = report_order(report.at, report.report_id)
     return (
-        {**report.key, "last_report_at": at},
-        {"$set": {"resume_position": report.resume_position, "last_report_id": report.report_id}},
+        {**report.key, **_newer_than_stored("report_order", order, "last_report_at", at)},
+        {"$set": _last_report_fields(report, at)},
     )
 
 
@@ -503,10 +573,11 @@ def _completion_update(report: Report, at: str) -> Update:
 def report_updates(report: Report | Mapping[str, Any]) -> list[Update]:
     """(filter, update) pairs that apply a report: the first is an upsert, the rest conditional.
 
-    Order: upsert (minutes and visit ids via $addToSet/$each, $max last_report_at, $set
-    video_length/total_minutes, $setOnInsert keys/first_watched_at/initial fields), then
-    first_watched_at for mark-created documents, the resume position if this is the newest
-    report, and completion. Each is idempotent, so a retry of the whole list changes nothing.
+    Order: upsert (minutes and visit ids via $addToSet/$each, $set video_length/total_minutes,
+    $setOnInsert keys/first_watched_at/this report as the last one/initial fields), then
+    first_watched_at for mark-created documents, the last report's fields (time, resume position,
+    id, order) if this report is newer than the stored one, and completion. Each is idempotent,
+    so a retry of the whole list changes nothing.
     """
     report = validate_report(report)
     at = format_time(report.at)
@@ -514,8 +585,7 @@ def report_updates(report: Report | Mapping[str, Any]) -> list[Update]:
         "$setOnInsert": {
             **report.key,
             "first_watched_at": at,
-            "resume_position": report.resume_position,
-            "last_report_id": report.report_id,
+            **_last_report_fields(report, at),
             "visits": 1,
             "completed": False,
             "manual": False,
@@ -524,7 +594,6 @@ def report_updates(report: Report | Mapping[str, Any]) -> list[Update]:
             "minutes_watched": {"$each": list(report.minutes)},
             "visit_ids": {"$each": [report.visit_id]},
         },
-        "$max": {"last_report_at": at},
         "$set": {"video_length": report.video_length, "total_minutes": report.total_minutes},
     }
     return [
@@ -538,11 +607,16 @@ def report_updates(report: Report | Mapping[str, Any]) -> list[Update]:
 def mark_updates(mark: Mark | Mapping[str, Any]) -> list[Update]:
     """(filter, update) pairs that apply a manual mark: an upsert, then conditional updates.
 
-    The upsert raises marked_at with $max; the decision and completed_at are written only while
-    this mark is the newest, so marks applied out of order end as the newest one says.
+    The upsert creates a document with this mark applied; on an existing document the decision
+    (with ``marked_at`` and ``mark_order``) is written by one update whose filter says "stored
+    mark older than this one", so marks applied in any order and interleaving end as the newest
+    says. A mark that completes comes first in a variant that also records ``completed_at``
+    (only where none is recorded), in the same update, so it is never lost between two writes.
     """
     mark = validate_mark(mark)
     at = format_time(mark.at)
+    order = mark_order(mark.at, mark.completed)
+    decision = {"completed": mark.completed, "manual": True, "marked_at": at, "mark_order": order}
     on_insert: dict[str, Any] = {
         **mark.key,
         "video_length": None,
@@ -552,20 +626,15 @@ def mark_updates(mark: Mark | Mapping[str, Any]) -> list[Update]:
         "visits": 0,
         "resume_position": 0,
         "last_report_id": None,
-        "completed": mark.completed,
-        "manual": True,
+        **decision,
     }
     if mark.completed:
         on_insert["completed_at"] = at
-    updates = [
-        (mark.key, {"$setOnInsert": on_insert, "$max": {"marked_at": at}}),
-        ({**mark.key, "marked_at": at}, {"$set": {"completed": mark.completed, "manual": True}}),
-    ]
+    newer = {**mark.key, **_newer_than_stored("mark_order", order, "marked_at", at)}
+    updates: list[Update] = [(mark.key, {"$setOnInsert": on_insert})]
     if mark.completed:
-        updates.append((
-            {**mark.key, "marked_at": at, "completed": True, "completed_at": {"$exists": False}},
-            {"$set": {"completed_at": at}},
-        ))
+        updates.append(({**newer, "completed_at": {"$exists": False}}, {"$set": {**decision, "completed_at": at}}))
+    updates.append((newer, {"$set": decision}))
     return updates
 
 
@@ -619,6 +688,12 @@ def _conditional(collection: MongoCollection, update: Update, doc: dict[str, Any
     return collection.find_one_and_update(filter_, change, return_document=RETURN_AFTER) or doc
 
 
+def _below(stored: Any, order: str) -> bool:
+    """Whether a stored order (None if absent) may still be below ``order``: only then can a
+    "newer than stored" update match, since stored orders only rise."""
+    return not isinstance(stored, str) or stored < order
+
+
 def _housekeeping(collection: MongoCollection, doc: dict[str, Any]) -> dict[str, Any]:
     for update in housekeeping_updates(doc):
         doc = _conditional(collection, update, doc)
@@ -637,7 +712,7 @@ def apply_report_to_collection(collection: MongoCollection, report: Report | Map
     doc = _upsert(collection, key, upsert)
     if parse_time(doc.get("first_watched_at")) is None:
         doc = _conditional(collection, first_watched, doc)
-    if parse_time(doc.get("last_report_at")) == report.at and doc.get("last_report_id") != report.report_id:
+    if _below(doc.get("report_order"), report_order(report.at, report.report_id)):
         doc = _conditional(collection, resume, doc)
     if _auto_completes(from_doc(doc), report.total_minutes):
         doc = _conditional(collection, completion, doc)
@@ -647,14 +722,16 @@ def apply_report_to_collection(collection: MongoCollection, report: Report | Map
 def apply_mark_to_collection(collection: MongoCollection, mark: Mark | Mapping[str, Any]) -> dict[str, Any]:
     """Apply a manual mark atomically and idempotently; return the resulting state."""
     mark = validate_mark(mark)
-    (key, upsert), decide, *completed_at = mark_updates(mark)
+    (key, upsert), *decisions = mark_updates(mark)
     doc = _upsert(collection, key, upsert)
-    if parse_time(doc.get("marked_at")) == mark.at:
-        current = from_doc(doc)
-        if current["completed"] != mark.completed or not current["manual"]:
-            doc = _conditional(collection, decide, doc)
-        if completed_at and parse_time(doc.get("completed_at")) is None:
-            doc = _conditional(collection, completed_at[0], doc)
+    if _below(doc.get("mark_order"), mark_order(mark.at, mark.completed)):
+        for filter_, change in decisions:
+            if "completed_at" in change["$set"] and "completed_at" in doc:
+                continue  # completed_at is never removed, so the variant that sets it cannot match
+            changed = collection.find_one_and_update(filter_, change, return_document=RETURN_AFTER)
+            if changed is not None:
+                doc = changed
+                break  # this mark is stored now; the remaining variant would match nothing
     return from_doc(doc)
 
 

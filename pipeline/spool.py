@@ -113,10 +113,22 @@ class Spool:
         return sorted(segments, key=_segment_key)
 
 
-def spool_size(directory: str | os.PathLike[str]) -> dict[str, int]:
-    """Segments and bytes waiting in a spool directory (for health checks)."""
-    segments = list(Path(directory).glob(f"*{_SEG}"))
-    return {"segments": len(segments), "bytes": sum(p.stat().st_size for p in segments if p.exists())}
+def spool_size(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """Segments and bytes waiting in a spool directory, and the age of the oldest (for health).
+
+    The age is that of the oldest segment's last write: segments are sealed at every
+    shipper pass, so it is the age of its events to within one ship interval.
+    """
+    sizes, written = 0, []
+    for path in Path(directory).glob(f"*{_SEG}"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # shipped and deleted meanwhile
+            continue
+        sizes += stat.st_size
+        written.append(stat.st_mtime)
+    oldest = round(max(0.0, time.time() - min(written)), 3) if written else None
+    return {"segments": len(written), "bytes": sizes, "oldest_age_seconds": oldest}
 
 
 def _read_offset(segment: Path) -> int:

@@ -16,7 +16,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
 from pipeline import progress
-from pipeline.events import LOCATION_FIELDS, TRACKER_FIELDS
+from pipeline.events import LOCATION_FIELDS, TRACKER_FIELDS, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,15 @@ class WriteResult:
     inserted: int = 0
     duplicates: int = 0
     merged: int = 0
+    dead_lettered: int = 0  # writes the store refused, kept in dead_letters instead
     duplicate_ids: list[Any] = field(default_factory=list)
 
-    def add(self, other: WriteResult) -> None:
+    def add(self, other: WriteResult) -> WriteResult:
         self.inserted += other.inserted
         self.duplicates += other.duplicates
         self.merged += other.merged
+        self.dead_lettered += other.dead_lettered
+        return self
 
 
 def connect(url: str, timeout_ms: int = 3000) -> pymongo.MongoClient:
@@ -67,7 +70,7 @@ def connect(url: str, timeout_ms: int = 3000) -> pymongo.MongoClient:
 def insert_idempotent(collection: Any, docs: list[dict[str, Any]]) -> WriteResult:
     """One unordered bulk insert; documents whose _id exists count as already stored.
 
-    Any error other than a duplicate key is raised, so the caller does not
+    Any error other than a duplicate _id is raised, so the caller does not
     acknowledge the batch. ``WriteResult.duplicate_ids`` lists the ids that existed.
     """
     if not docs:
@@ -81,6 +84,12 @@ def insert_idempotent(collection: Any, docs: list[dict[str, Any]]) -> WriteResul
         if other or exc.details.get("writeConcernErrors"):
             raise
         duplicate_ids = [docs[e["index"]]["_id"] for e in errors]
+        # A duplicate key may come from another unique index (a site's own, say): only a
+        # document whose _id is stored is "already stored"; anything else was refused.
+        # Servers differ in how they name the index (nx-27017 gives no keyPattern), so ask.
+        existing = {d["_id"] for d in collection.find({"_id": {"$in": duplicate_ids}}, {"_id": 1})}
+        if len(existing) < len(set(duplicate_ids)):
+            raise
         return WriteResult(inserted=exc.details.get("nInserted", 0), duplicates=len(errors),
                            duplicate_ids=duplicate_ids)
 
@@ -146,6 +155,34 @@ class EventStore:
         except OperationFailure as exc:
             log.info("eventlog: server does not apply validators (%s); pipeline validation only", exc)
             return False
+
+    def store_or_dead_letter(self, writes: list[dict[str, Any]],
+                            retry: Callable[[Callable[[], Any], str], Any] | None = None) -> WriteResult:
+        """Store every write that can be stored; dead-letter each one the store refuses.
+
+        Connection failures are retried (``retry``, default with_retry: until MongoDB
+        answers). Any other error (a document the server's validator or a unique index
+        rejects, a bug in a write) splits the batch in halves, down to the single write
+        that fails, which goes to dead_letters (stage ``store``, the reason, the write).
+        Writes are idempotent, so the halves that had been written already are harmless
+        to write again. Returns only when each write is stored or dead-lettered.
+        """
+        retry = retry or with_retry
+        if not writes:
+            return WriteResult()
+        try:
+            return retry(lambda: self.store_writes(writes), "bulk write")
+        except Exception as exc:  # noqa: BLE001 - every refusal ends stored or dead-lettered
+            if len(writes) == 1:
+                log.error("eventlog: the store refused a write; dead-lettered (%s)", exc)
+                letter = dead_letter(writes[0], f"{type(exc).__name__}: {exc}"[:2000], stage="store")
+                retry(lambda: self.store_dead_letters([letter]), "dead-letter write")
+                return WriteResult(dead_lettered=1)
+            log.warning("eventlog: bulk write of %d failed (%s: %s); splitting it",
+                        len(writes), type(exc).__name__, str(exc)[:300])
+        middle = len(writes) // 2
+        return self.store_or_dead_letter(writes[:middle], retry).add(
+            self.store_or_dead_letter(writes[middle:], retry))
 
     def store_writes(self, writes: list[dict[str, Any]]) -> WriteResult:
         """Perform the writes enrichment produced (see pipeline.enrich), idempotently."""

@@ -11,8 +11,9 @@ from kombu.exceptions import OperationalError
 from celeryconfig import ENRICH_TASK
 from pipeline.enrich import enrich_events
 from tasks.app import app
+from tasks.headers import EVENT_COUNT_HEADER, PUBLISHED_HEADER
 from tasks.resources import geo_locator, settings
-from tasks.store import EVENT_COUNT_HEADER, store_events
+from tasks.store import store_events
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ def _forward(docs: list[dict[str, Any]], dead: list[dict[str, Any]]) -> None:
     while True:
         try:
             store_events.apply_async(
-                args=[docs, dead], headers={EVENT_COUNT_HEADER: len(docs) + len(dead)}, retry=False
+                args=[docs, dead], retry=False,
+                headers={EVENT_COUNT_HEADER: len(docs) + len(dead), PUBLISHED_HEADER: time.time()},
             )
             return
         except OperationalError as exc:

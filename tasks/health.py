@@ -1,7 +1,21 @@
-"""Health figures of the pipeline, for the health endpoint and `make demo`."""
+"""Health figures of the pipeline, for the health endpoint, the dashboard and `make demo`.
+
+Per stage: how many messages wait and how long the oldest has waited, so an
+operator sees a stage falling behind before users do. Ages come from the
+``eventlog_published`` header every eventlog message carries (tasks.headers).
+
+- Redis: the oldest waiting message is the tail of the queue's list (LINDEX, no
+  consumption); messages a worker holds unacknowledged are in kombu's ``unacked``
+  hash, indexed by delivery time, so a store worker sitting on a batch shows too.
+- RabbitMQ: the oldest ready message is fetched and requeued at once (basic.get +
+  basic.reject; the broker puts it back in place). Messages a worker holds are not
+  visible over AMQP; their age shows in the store's own lag instead.
+"""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from amqp.exceptions import ChannelError
@@ -12,24 +26,81 @@ from pipeline.config import Settings
 from pipeline.spool import spool_size
 from pipeline.store import DEAD_LETTERS, WEBSITE_LOGS, connect
 from tasks.app import app
+from tasks.headers import PUBLISHED_HEADER
 from tasks.resources import settings
 
+STAGES = (ENRICH_QUEUE, STORE_QUEUE)
+UNACKED_SCAN = 50  # oldest unacknowledged Redis deliveries looked at per check
 
-def _depth(conn: Any, queue: str) -> int:
+
+def _age(published: Any, now: float) -> float | None:
     try:
-        return conn.default_channel.queue_declare(queue, passive=True).message_count
-    except ChannelError:
-        # Redis has no empty lists: a queue never used or drained is "not found".
-        conn.default_channel  # noqa: B018 - a failed passive declare closes AMQP channels
-        return 0
+        return round(max(0.0, now - float(published)), 3)
+    except (TypeError, ValueError):
+        return None  # a message from an older version, without the header
 
 
-def queue_depths() -> dict[str, int] | None:
-    """Messages waiting in each stage's queue; None if the broker is unreachable."""
+def _published(payload: Any) -> Any:
+    if isinstance(payload, (bytes, str)):
+        payload = json.loads(payload)
+    return (payload.get("headers") or {}).get(PUBLISHED_HEADER)
+
+
+def _oldest(*ages: float | None) -> float | None:
+    known = [a for a in ages if a is not None]
+    return max(known) if known else None
+
+
+def _redis_stages(channel: Any, now: float) -> dict[str, dict[str, Any]]:
+    client = channel.client
+    held: dict[str, list[float]] = {q: [] for q in STAGES}
+    for tag in client.zrange(channel.unacked_index_key, 0, UNACKED_SCAN - 1):
+        entry = client.hget(channel.unacked_key, tag)
+        if entry is None:
+            continue
+        message, _exchange, routing_key = json.loads(entry)
+        age = _age(_published(message), now)
+        if routing_key in held and age is not None:
+            held[routing_key].append(age)
+    stages = {}
+    for queue in STAGES:
+        tail = client.lindex(queue, -1)
+        waiting = _age(_published(tail), now) if tail is not None else None
+        stages[queue] = {"messages": client.llen(queue), "held_by_workers": len(held[queue]),
+                         "oldest_age_seconds": _oldest(waiting, *held[queue])}
+    return stages
+
+
+def _amqp_stage(conn: Any, queue: str, now: float) -> dict[str, Any]:
+    channel = conn.channel()
+    try:
+        depth = channel.queue_declare(queue, passive=True).message_count
+        age = None
+        if depth:
+            message = channel.basic_get(queue, no_ack=False)
+            if message is not None:
+                age = _age((message.headers or {}).get(PUBLISHED_HEADER), now)
+                channel.basic_reject(message.delivery_tag, requeue=True)
+        return {"messages": depth, "held_by_workers": None, "oldest_age_seconds": age}
+    except ChannelError:  # not declared yet: nothing waits
+        return {"messages": 0, "held_by_workers": None, "oldest_age_seconds": None}
+    finally:
+        try:
+            channel.close()
+        except Exception:  # noqa: BLE001 - a failed passive declare closed it already
+            pass
+
+
+def stage_figures() -> dict[str, dict[str, Any]] | None:
+    """Per queue: messages waiting, messages held unacknowledged by workers (Redis: of the
+    oldest UNACKED_SCAN deliveries), age of the oldest of either; None if no broker."""
+    now = time.time()
     try:
         with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-            return {q: _depth(conn, q) for q in (ENRICH_QUEUE, STORE_QUEUE)}
+            if conn.transport.driver_type == "redis":
+                return _redis_stages(conn.default_channel, now)
+            return {queue: _amqp_stage(conn, queue, now) for queue in STAGES}
     except Exception:  # noqa: BLE001 - any broker failure means "not healthy"
         return None
 
@@ -53,19 +124,35 @@ def store_figures(s: Settings) -> dict[str, Any] | None:
 
 
 def health(s: Settings | None = None) -> tuple[bool, dict[str, Any]]:
-    """(healthy, details): healthy when both broker and store answer.
+    """(healthy, details): healthy when broker and store answer and no event has
+    waited longer than EVENTLOG_HEALTH_MAX_AGE in any stage.
 
     ``s``: the settings of the caller (a web process passes its Django-side ones,
     which may differ from the environment's); default: the environment's.
     """
     s = s or settings()
-    queues = queue_depths()
+    stages = stage_figures()
     store = store_figures(s)
+    spool = spool_size(s.spool_dir)
+    ages = [spool["oldest_age_seconds"], *((st["oldest_age_seconds"] for st in stages.values()) if stages else ())]
+    oldest = _oldest(*ages)
+    if stages is None:
+        status = "broker unreachable"
+    elif store is None:
+        status = "store unreachable"
+    elif oldest is not None and oldest > s.health_max_age:
+        status = "lagging"
+    else:
+        status = "ok"
     details = {
-        "broker": queues is not None,
+        "status": status,
+        "broker": stages is not None,
         "store": store is not None,
-        "queues": queues,
-        "spool": spool_size(s.spool_dir),
+        "queues": {q: st["messages"] for q, st in stages.items()} if stages else None,
+        "stages": {"spool": spool, **(stages or {})},
+        "oldest_waiting_seconds": oldest,
+        "max_age_seconds": s.health_max_age,
+        "spool": spool,
         **(store or {}),
     }
-    return queues is not None and store is not None, details
+    return status == "ok", details

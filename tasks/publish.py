@@ -5,10 +5,12 @@ Publishes by task name, so the web process never imports the worker's modules.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celeryconfig import ENRICH_TASK
 from tasks.app import app
+from tasks.headers import EVENT_COUNT_HEADER, PUBLISHED_HEADER
 
 
 def publish_batch(events: list[Any]) -> None:
@@ -18,4 +20,5 @@ def publish_batch(events: list[Any]) -> None:
         ENRICH_TASK, args=[events], retry=False,  # celeryconfig.task_routes sends it to eventlog.enrich
         # Celery would otherwise build a repr of the whole batch for the headers.
         argsrepr=f"[{len(events)} events]", kwargsrepr="{}",
+        headers={EVENT_COUNT_HEADER: len(events), PUBLISHED_HEADER: time.time()},
     )

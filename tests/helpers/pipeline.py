@@ -27,8 +27,11 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
 
 
 def purge_queues(broker_url: str) -> None:
+    """Empty the stage queues (and, on Redis, what earlier tests' killed workers left unacknowledged)."""
     with Connection(broker_url, connect_timeout=5) as conn:
         channel = conn.channel()
+        if conn.transport.driver_type == "redis":
+            channel.client.delete(channel.unacked_key, channel.unacked_index_key, channel.unacked_mutex_key)
         for queue in (ENRICH_QUEUE, STORE_QUEUE, ROLLUP_QUEUE):
             try:
                 channel.queue_purge(queue)

@@ -37,6 +37,7 @@ from pipeline.progress import (
     minutes_needed,
     parse_time,
     percent_watched,
+    report_order,
     report_updates,
     resume_position_for,
     summary,
@@ -261,6 +262,16 @@ def test_reports_out_of_order_end_like_in_order() -> None:
         assert other[name] == in_order[name]
 
 
+def test_reports_made_at_the_same_instant_end_the_same_in_any_order() -> None:
+    # Equal times need a winner of their own, or the last to arrive would win and two servers (or
+    # two interleavings) could disagree: the larger report_id decides.
+    a = report([1], position=90, when=5, report_id="r-a")
+    b = report([2], position=150, when=5, report_id="r-b")
+    for state in (play(None, [a, b]), play(None, [b, a])):
+        assert (state["resume_position"], state["last_report_id"], state["last_report_at"]) == (120, "r-b", at(5))
+    assert report_order(at(5), "r-b") > report_order(at(5), "r-a") > report_order(at(4.999), "r-z")
+
+
 def test_report_for_another_key_is_rejected() -> None:
     english = apply_report(None, report([0]))
     with pytest.raises(InvalidReport, match="different"):
@@ -323,6 +334,12 @@ def test_an_older_mark_is_ignored_and_marks_are_idempotent() -> None:
     state = apply_mark(apply_mark(None, mark(True, when=10)), mark(False, when=5))
     assert state["completed"] is True and state["marked_at"] == at(10)
     assert apply_mark(state, mark(True, when=10)) == state
+
+
+def test_marks_made_at_the_same_instant_end_the_same_in_any_order() -> None:
+    done, undone = mark(True, when=10), mark(False, when=10)
+    for state in (apply_mark(apply_mark(None, done), undone), apply_mark(apply_mark(None, undone), done)):
+        assert state["completed"] is True and state["marked_at"] == at(10)
 
 
 # ------------------------------------------------------------------ course progress
@@ -485,10 +502,16 @@ def test_update_builders_use_only_portable_operators() -> None:
     for filter_, update in updates:
         assert set(update) <= ALLOWED_OPERATORS
         assert "$expr" not in operators(filter_) and "$where" not in operators(filter_)
-    first_filter, first_update = report_updates(report([0, 1], position=90))[0]
+    item = report([0, 1], position=90, report_id="r-1")
+    (first_filter, first_update), _, (resume_filter, resume_update), _ = report_updates(item)
     assert first_filter == {"username": "alice", "foss": "Python", "language": "English", "tutorial": "Intro"}
     assert first_update["$addToSet"]["minutes_watched"] == {"$each": [0, 1]}
-    assert first_update["$max"] == {"last_report_at": format_time(at(0))}
+    # The newest report's fields are written together, by the one update that decides it is newest.
+    order = report_order(at(0), "r-1")
+    assert resume_update == {"$set": {"report_order": order, "last_report_at": format_time(at(0)),
+                                      "resume_position": 60, "last_report_id": "r-1"}}
+    assert {"report_order": {"$lt": order}} in resume_filter["$and"][0]["$or"]
+    assert "$or" not in resume_filter  # nx-27017 mistranslates a top-level $or beside other fields
 
 
 def test_housekeeping_is_needed_only_when_out_of_sync() -> None:
@@ -593,30 +616,133 @@ def test_stored_document_shape(progress: pymongo.collection.Collection) -> None:
     assert not doc["completed"] and not doc["manual"]
 
 
+TABS, ROUNDS = 6, 40
+
+
 def test_concurrent_tabs_never_lose_minutes(progress: pymongo.collection.Collection) -> None:
+    # Every tab sends one report per round and waits for the others, so each round is a fresh race
+    # between TABS writers, and all reports fall in the same wall-clock second, one millisecond
+    # apart: a guard that compares times at second precision (nx-27017 does) cannot tell them apart.
+    # After every round the newest report's position must have won, whatever the interleaving.
     errors: list[BaseException] = []
+    wrong: list[tuple[int, Any, Any]] = []
+    rounds = iter(range(ROUNDS))
+
+    def check_round() -> None:  # the Barrier runs this in one thread once all tabs are through
+        n = next(rounds) * TABS + TABS - 1  # the newest report of this round
+        state = from_doc(stored(progress))
+        if (state["last_report_at"], state["resume_position"]) != (at(n / 1000), n % 60 * 60):
+            wrong.append((n, state["last_report_at"], state["resume_position"]))
+
+    barrier = threading.Barrier(TABS, action=check_round, timeout=60)
 
     def tab(parity: int) -> None:
         try:
-            for i in range(30):
-                minute = 2 * i + parity
-                apply_report_to_collection(progress, report([minute], when=i + parity / 1000, video_length=3600,
+            for i in range(ROUNDS):
+                n = i * TABS + parity
+                apply_report_to_collection(progress, report([n % 60], when=n / 1000, video_length=3600,
                                                             visit=f"tab{parity}"))
+                barrier.wait()
         except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(exc)
+            barrier.abort()
 
-    threads = [threading.Thread(target=tab, args=(parity,)) for parity in (0, 1)]
+    threads = [threading.Thread(target=tab, args=(parity,)) for parity in range(TABS)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(120)
     assert not errors
+    assert not wrong, f"{len(wrong)} of {ROUNDS} rounds lost the newest report's position: {wrong[:3]}"
     doc = stored(progress)
     assert doc["minutes_watched"] == list(range(60))
-    assert doc["visits"] == 2
+    assert doc["visits"] == TABS
     state = from_doc(doc)
     assert state["completed"] is True and state["completed_at"] is not None
-    assert state["last_report_at"] == at(29.001) and state["resume_position"] == 59 * 60
+    assert state["last_report_at"] == at((TABS * ROUNDS - 1) / 1000) and state["resume_position"] == 59 * 60
+
+
+def interleavings(first: list[Any], second: list[Any]) -> Iterator[list[Any]]:
+    """Every merge of two sequences that keeps the order within each."""
+    if not first or not second:
+        yield [*first, *second]
+        return
+    for rest in interleavings(first[1:], second):
+        yield [first[0], *rest]
+    for rest in interleavings(first, second[1:]):
+        yield [second[0], *rest]
+
+
+def run_blindly(collection: pymongo.collection.Collection, steps: list[tuple[int, tuple[dict, dict]]]) -> None:
+    # Each writer's first update is its upsert; the rest are conditional and must decide alone.
+    for index, (filter_, update) in steps:
+        collection.update_one(filter_, update, upsert=index == 0)
+
+
+@pytest.mark.parametrize(("older", "newer"), [
+    (0.0, 0.001),  # one millisecond apart, in the same second
+    (0.998, 0.999),
+    (5.0, 5.0),  # the same time: the larger report_id decides, on every server and in every order
+])
+def test_any_interleaving_of_two_reports_ends_with_the_newest(progress: pymongo.collection.Collection,
+                                                              older: float, newer: float) -> None:
+    ends = set()
+    for case, order in enumerate(interleavings(["a"] * 4, ["b"] * 4)):
+        tutorial = f"Race {case}"
+        a = report([1], position=90, when=older, report_id="r-a", tutorial=tutorial)
+        b = report([2], position=150, when=newer, report_id="r-b", tutorial=tutorial)
+        pending = {"a": list(enumerate(report_updates(a))), "b": list(enumerate(report_updates(b)))}
+        run_blindly(progress, [pending[writer].pop(0) for writer in order])
+        assert len(report_updates(a)) == 4, "the interleavings above assume four updates per report"
+        state = from_doc(stored(progress, tutorial=tutorial))
+        expected = apply_report(apply_report(None, a), b)
+        assert expected == {**apply_report(apply_report(None, b), a), "first_watched_at": expected["first_watched_at"]}
+        fields = ("resume_position", "last_report_at", "last_report_id", "minutes_watched", "visit_ids")
+        assert {name: state[name] for name in fields} == {name: expected[name] for name in fields}, order
+        ends.add((state["resume_position"], state["last_report_id"]))
+    assert ends == {(120, "r-b")}
+
+
+def test_any_interleaving_of_two_marks_ends_with_the_newest(progress: pymongo.collection.Collection) -> None:
+    for first, second in [(False, True), (True, False)]:
+        older, newer = mark(first, when=0.25), mark(second, when=0.75)  # the same second
+        for case, order in enumerate(interleavings(["a"] * len(mark_updates(older)),
+                                                   ["b"] * len(mark_updates(newer)))):
+            tutorial = f"Marks {first} {case}"
+            older["tutorial"] = newer["tutorial"] = tutorial
+            pending = {"a": list(enumerate(mark_updates(older))), "b": list(enumerate(mark_updates(newer)))}
+            run_blindly(progress, [pending[writer].pop(0) for writer in order])
+            state = from_doc(stored(progress, tutorial=tutorial))
+            assert (state["completed"], state["manual"], state["marked_at"]) == (second, True, at(0.75)), order
+
+
+def test_documents_written_before_the_order_fields_still_order_by_time(
+        progress: pymongo.collection.Collection) -> None:
+    # What the rules stored before report_order/mark_order existed: times only, unset ones absent.
+    state = {**play(None, [report([1], when=10, report_id="old")]), "marked_at": at(10), "manual": True}
+    progress.insert_one({name: format_time(value) if isinstance(value, datetime) else value
+                         for name, value in state.items() if value is not None})
+    assert "report_order" not in stored(progress)
+    state = apply_report_to_collection(progress, report([2], when=5))  # older: keeps the position
+    assert (state["resume_position"], state["last_report_id"], state["minutes_watched"]) == (60, "old", [1, 2])
+    state = apply_report_to_collection(progress, report([3], when=20, report_id="new"))
+    assert (state["resume_position"], state["last_report_id"]) == (180, "new")
+    assert stored(progress)["report_order"] == report_order(at(20), "new")
+    assert apply_mark_to_collection(progress, mark(True, when=5))["marked_at"] == at(10)  # older mark
+    state = apply_mark_to_collection(progress, mark(True, when=30))
+    assert state["completed"] is True and state["marked_at"] == at(30) and state["completed_at"] == at(30)
+
+
+def test_marks_on_server_in_the_same_second(progress: pymongo.collection.Collection) -> None:
+    apply_report_to_collection(progress, report([0], when=0))
+    state = apply_mark_to_collection(progress, mark(True, when=1.5))
+    assert state["completed"] is True and state["completed_at"] == at(1.5)
+    state = apply_mark_to_collection(progress, mark(False, when=1.2))  # older, same second
+    assert state["completed"] is True and state["marked_at"] == at(1.5)
+    state = apply_mark_to_collection(progress, mark(False, when=1.7))
+    assert state["completed"] is False and state["completed_at"] == at(1.5)
+    assert apply_mark_to_collection(progress, mark(False, when=1.7)) == state  # a retry
+    assert from_doc(stored(progress)) == state
 
 
 def test_retried_report_on_server_keeps_visits(progress: pymongo.collection.Collection) -> None:

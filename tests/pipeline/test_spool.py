@@ -278,22 +278,35 @@ def test_corrupt_line_text_is_capped(spool: Spool) -> None:
 
 
 def test_spool_size(spool: Spool) -> None:
-    assert spool_size(spool.directory) == {"segments": 0, "bytes": 0}
+    empty = {"segments": 0, "bytes": 0, "oldest_age_seconds": None}
+    assert spool_size(spool.directory) == empty
     for n in range(3):
         spool.append(event(n))
     expected = sum(len(json.dumps(event(n), separators=(",", ":"), ensure_ascii=False).encode()) + 1
                    for n in range(3))
-    assert spool_size(spool.directory) == {"segments": 1, "bytes": expected}
+    size = spool_size(spool.directory)
+    assert (size["segments"], size["bytes"]) == (1, expected)
+    assert 0 <= size["oldest_age_seconds"] < 60
     spool.seal()
     spool.append(event(3))
     size = spool_size(spool.directory)
     assert size["segments"] == 2 and size["bytes"] > expected
     Shipper(spool, Publisher()).run_once()
-    assert spool_size(spool.directory) == {"segments": 0, "bytes": 0}
+    assert spool_size(spool.directory) == empty
+
+
+def test_spool_age_is_that_of_the_oldest_segment(spool: Spool) -> None:
+    spool.append(event(0))
+    spool.seal()
+    spool.append(event(1))
+    oldest = min(spool.directory.glob("*.seg"))
+    an_hour_ago = time.time() - 3600
+    os.utime(oldest, (an_hour_ago, an_hour_ago))
+    assert 3599 < spool_size(spool.directory)["oldest_age_seconds"] < 3700
 
 
 def test_spool_size_of_missing_directory(tmp_path: Path) -> None:
-    assert spool_size(tmp_path / "nothing-here") == {"segments": 0, "bytes": 0}
+    assert spool_size(tmp_path / "nothing-here") == {"segments": 0, "bytes": 0, "oldest_age_seconds": None}
 
 
 # --- processes: dead owners are adopted, live ones are not ---------------------------------

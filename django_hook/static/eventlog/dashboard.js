@@ -244,14 +244,24 @@
 
   function showHealth(body, status) {
     var healthy = status === 200;
-    setHealth("status", pill(healthy, "healthy", "degraded (" + status + ")"));
+    setHealth("status", pill(healthy, "healthy", (body.status || "degraded") + " (" + status + ")"));
     setHealth("broker", pill(body.broker, "up", "down"));
     setHealth("store", pill(body.store, "up", "down"));
-    var q = body.queues || {};
-    setHealth("enrich", body.queues ? fmt.format(q["eventlog.enrich"] || 0) : "–");
-    setHealth("storeq", body.queues ? fmt.format(q["eventlog.store"] || 0) : "–");
+    var stages = body.stages || {};
+    // Per stage: messages waiting and how long the oldest event has waited.
+    function stage(name) {
+      var st = stages[name];
+      if (!st) return "–";
+      var late = st.oldest_age_seconds != null && st.oldest_age_seconds > body.max_age_seconds;
+      var age = st.oldest_age_seconds == null ? "" :
+        ' <small class="' + (late ? "late" : "") + '">oldest ' + seconds(st.oldest_age_seconds) + "</small>";
+      return fmt.format(st.messages || 0) + age;
+    }
+    setHealth("enrich", stage("eventlog.enrich"));
+    setHealth("storeq", stage("eventlog.store"));
     var spool = body.spool || {};
-    setHealth("spool", spool.bytes ? bytes(spool.bytes) + " <small>(" + spool.segments + " seg.)</small>" : "empty");
+    setHealth("spool", spool.bytes ? bytes(spool.bytes) + " <small>(" + spool.segments + " seg., oldest " +
+      seconds(spool.oldest_age_seconds) + ")</small>" : "empty");
     var dead = body.dead_letters;
     setHealth("dead", dead == null ? "–" : (dead ? '<span class="pill warn">' + fmt.format(dead) + "</span>" : "0"));
     setHealth("lag", seconds(body.last_lag_seconds));
