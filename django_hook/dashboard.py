@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -41,7 +40,7 @@ from pymongo.errors import PyMongoError
 from django_hook.conf import eventlog_settings
 from django_hook.request_info import is_site_host
 from pipeline import rollups
-from pipeline.store import connect
+from pipeline.store import process_client
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 731  # two years: read_daily lists every day of the range
@@ -69,17 +68,10 @@ def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
     return wrapped
 
 
-_clients: dict[tuple[int, str], Any] = {}
-
-
 def _db() -> Any:
-    """The eventlog database through one client per process and URL (pymongo is not fork-safe)."""
+    """The eventlog database through this process's client."""
     s = eventlog_settings()
-    key = (os.getpid(), s.mongo_url)
-    client = _clients.get(key)
-    if client is None:
-        client = _clients.setdefault(key, connect(s.mongo_url, timeout_ms=3000))
-    return client[s.mongo_db]
+    return process_client(s.mongo_url)[s.mongo_db]
 
 
 # ---------------------------------------------------------------- date range

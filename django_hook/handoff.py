@@ -10,9 +10,14 @@ import atexit
 import logging
 import os
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
+from pipeline import reconcile
 from pipeline.spool import Shipper, Spool
+from pipeline.store import process_client
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,26 @@ def _publish(events: list[Any]) -> None:
     publish_batch(events)
 
 
+# Events made this long after a segment was shipped must be stored before its check says
+# "lost": the workers between hand-off and store hold messages for up to a few seconds.
+PASSED_MARGIN = timedelta(seconds=5)
+
+
+def _verify(lines: list[str], shipped_at: float) -> list[str] | None:
+    """The shipped lines whose events are not in MongoDB; None until the pipeline has moved past them."""
+    from django_hook.conf import eventlog_settings
+
+    s = eventlog_settings()
+    db = process_client(s.mongo_url)[s.mongo_db]
+    try:
+        if not reconcile.pipeline_has_passed(db, datetime.fromtimestamp(shipped_at, UTC) + PASSED_MARGIN):
+            return None
+        return reconcile.missing_lines(db, lines)
+    except PyMongoError as exc:
+        log.info("eventlog: cannot check shipped events yet (%s)", exc)
+        return None
+
+
 def _start() -> Spool:
     from django_hook.conf import eventlog_settings
 
@@ -37,7 +62,8 @@ def _start() -> Spool:
     app.conf.broker_url = s.broker_url
     spool = Spool(s.spool_dir)
     # raw: lines are published as written; parsing them is the worker's job.
-    shipper = Shipper(spool, _publish, batch=s.ship_batch, interval_ms=s.ship_interval, raw=True)
+    shipper = Shipper(spool, _publish, batch=s.ship_batch, interval_ms=s.ship_interval, raw=True,
+                      verify=_verify if s.reconcile_after > 0 else None, verify_after=s.reconcile_after)
     shipper.start()
     _state.update(pid=os.getpid(), spool=spool, shipper=shipper)
     return spool

@@ -12,7 +12,6 @@ no need to know exactly when the pipeline caught up.
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -25,22 +24,16 @@ from django_hook import handoff
 from django_hook.conf import eventlog_settings
 from pipeline import progress
 from pipeline.events import InvalidEvent, check_client_timestamp, client_time
-from pipeline.store import TUTORIAL_PROGRESS_LOGS, connect
+from pipeline.store import TUTORIAL_PROGRESS_LOGS, process_client
 
 PENDING_KEY = "eventlog_pending_progress"
 MAX_PENDING = 40
 MAX_BODY = 4096
 
-_clients: dict[int, Any] = {}
-
-
 def _collection() -> Any:
-    """tutorial_progress_logs through one client per process (pymongo is not fork-safe)."""
+    """tutorial_progress_logs through this process's client."""
     s = eventlog_settings()
-    client = _clients.get(os.getpid())
-    if client is None:
-        client = _clients.setdefault(os.getpid(), connect(s.mongo_url))
-    return client[s.mongo_db][TUTORIAL_PROGRESS_LOGS]
+    return process_client(s.mongo_url)[s.mongo_db][TUTORIAL_PROGRESS_LOGS]
 
 
 def course(foss: str, language: str) -> list[dict[str, Any]] | None:

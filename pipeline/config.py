@@ -42,6 +42,10 @@ class Settings:
     skip_paths: tuple[str, ...] = DEFAULT_SKIP_PATHS
     post_data_max: int = 4096  # bytes of redacted POST data kept per event
     visibility_timeout: int = 300  # seconds (Redis transport redelivery)
+    # Seconds after shipping when the shipper checks that a segment's events reached MongoDB
+    # and spools again the ones that did not (pipeline/reconcile.py); 0 turns the check off.
+    # Longer than the visibility timeout: a killed worker's messages come back after it.
+    reconcile_after: float = 360.0
     # health/ answers 503 "lagging" when an event has waited longer than this in any stage.
     health_max_age: float = 60.0
     visitor_cookie: str = "eventlog_vid"

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 Publish = Callable[[list[Any]], None]
 _SEG = ".seg"
 _OFF = ".off"
+_SHIPPED = ".shipped"  # a shipped segment kept until its events are found in MongoDB
+Verify = Callable[[list[str], float], "list[str] | None"]
 
 
 _ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -88,6 +90,16 @@ class Spool:
             os.write(self._fd, line)
             self._written += len(line)
 
+    def append_line(self, line: str) -> None:
+        """Spool again a line as it was shipped (the reconciler's events that never arrived)."""
+        with self._lock:
+            if self._fd is None:
+                flags = os.O_CREAT | os.O_WRONLY | os.O_APPEND
+                self._fd = os.open(self._segment_path(self._seq), flags, 0o600)
+            data = line.rstrip("\n").encode("utf-8") + b"\n"
+            os.write(self._fd, data)
+            self._written += len(data)
+
     def seal(self) -> None:
         """Close the active segment (if it holds anything) so the shipper may read it."""
         with self._lock:
@@ -128,7 +140,8 @@ def spool_size(directory: str | os.PathLike[str]) -> dict[str, Any]:
         sizes += stat.st_size
         written.append(stat.st_mtime)
     oldest = round(max(0.0, time.time() - min(written)), 3) if written else None
-    return {"segments": len(written), "bytes": sizes, "oldest_age_seconds": oldest}
+    checking = sum(1 for _ in Path(directory).glob(f"*{_SEG}{_SHIPPED}"))
+    return {"segments": len(written), "bytes": sizes, "oldest_age_seconds": oldest, "shipped_unchecked": checking}
 
 
 def _read_offset(segment: Path) -> int:
@@ -185,7 +198,19 @@ class Shipper:
         interval_ms: int = 200,
         max_backoff: float = 5.0,
         raw: bool = False,
+        verify: Verify | None = None,
+        verify_after: float = 360.0,
+        verify_every: float = 10.0,
     ) -> None:
+        """``verify(lines, shipped_at)``: the lines whose events are not in the store, or None
+        when it cannot tell yet. With it, a shipped segment is kept (``.seg.shipped``) and
+        checked once it is ``verify_after`` seconds old; what is missing is spooled again
+        (see pipeline.reconcile). Without it a segment is deleted once published."""
+        self.verify = verify
+        self.verify_after = verify_after
+        self.verify_every = verify_every
+        self._verifier: threading.Thread | None = None
+        self.respooled = 0
         self.spool = spool
         self.raw = raw
         self.publish = publish
@@ -206,9 +231,68 @@ class Shipper:
             self.publish(events)
             _write_offset(segment, end)
             sent += len(events)
-        segment.unlink(missing_ok=True)
+        if self.verify is not None:
+            shipped = segment.parent / (segment.name + _SHIPPED)
+            os.replace(segment, shipped)
+            os.utime(shipped)  # its age counts from now, the time it was shipped
+        else:
+            segment.unlink(missing_ok=True)
         (segment.parent / (segment.name + _OFF)).unlink(missing_ok=True)
         return sent
+
+    def verify_shipped(self) -> int:
+        """Check the shipped segments old enough (any owner's); spool again what never arrived.
+
+        Returns the events spooled again. Segments are taken oldest first under an flock,
+        so two live shippers never check the same one; a segment the verifier cannot judge
+        yet (the store is behind or away) stops the pass.
+        """
+        if self.verify is None:
+            return 0
+        respooled = 0
+        now = time.time()
+        shipped = []
+        for path in self.spool.directory.glob(f"*{_SEG}{_SHIPPED}"):
+            try:
+                shipped.append((path.stat().st_mtime, path))
+            except FileNotFoundError:
+                continue
+        for shipped_at, path in sorted(shipped):
+            if now - shipped_at < self.verify_after:
+                break
+            checked = self._verify_segment(path, shipped_at)
+            if checked is None:
+                break
+            respooled += checked
+        if respooled:
+            log.warning("eventlog: %d shipped events never reached the store (a message lost in "
+                        "transit); spooled again", respooled)
+        self.respooled += respooled
+        return respooled
+
+    def _verify_segment(self, path: Path, shipped_at: float) -> int | None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return 0
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # another shipper is checking it
+            if not path.exists():
+                return 0  # checked and deleted while we waited for the lock
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                lines = [raw.decode("utf-8", "replace").rstrip("\n") for raw in fh if raw.strip()]
+            missing = self.verify(lines, shipped_at)
+            if missing is None:
+                return None
+            for line in missing:
+                self.spool.append_line(line)
+            path.unlink(missing_ok=True)
+            return len(missing)
+        finally:
+            os.close(fd)
 
     def _orphan_locks(self) -> list[Path]:
         own = f"{self.spool.owner}.lock"
@@ -250,6 +334,14 @@ class Shipper:
             self.shipped += sent
             return sent
 
+    def _verify_loop(self) -> None:
+        # A thread of its own: a store that is away must not hold up shipping.
+        while not self._stop.wait(self.verify_every):
+            try:
+                self.verify_shipped()
+            except Exception as exc:  # noqa: BLE001 - the store away: check again later
+                log.warning("eventlog: checking shipped events failed (%s); will retry", exc)
+
     def drain(self, timeout: float = 10.0) -> bool:
         """Ship everything now (used at shutdown and by tests). True if the spool is empty."""
         deadline = time.monotonic() + timeout
@@ -279,6 +371,9 @@ class Shipper:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._loop, name="eventlog-shipper", daemon=True)
             self._thread.start()
+        if self.verify is not None and (self._verifier is None or not self._verifier.is_alive()):
+            self._verifier = threading.Thread(target=self._verify_loop, name="eventlog-verify", daemon=True)
+            self._verifier.start()
 
     def stop(self, drain_timeout: float = 5.0) -> None:
         self._stop.set()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,6 +67,24 @@ def connect(url: str, timeout_ms: int = 3000) -> pymongo.MongoClient:
         socketTimeoutMS=max(timeout_ms * 10, 30_000),
         tz_aware=True,
     )
+
+
+_process_clients: dict[tuple[int, str], pymongo.MongoClient] = {}
+_process_clients_lock = threading.Lock()
+
+
+def process_client(url: str, timeout_ms: int = 3000) -> pymongo.MongoClient:
+    """The client of this process for ``url``, opened on first use.
+
+    One per process and URL: a pymongo client must not cross a fork (gunicorn's
+    prefork workers each open their own) and is safe to share between threads.
+    """
+    key = (os.getpid(), url)
+    client = _process_clients.get(key)
+    if client is None:
+        with _process_clients_lock:
+            client = _process_clients.get(key) or _process_clients.setdefault(key, connect(url, timeout_ms))
+    return client
 
 
 def insert_idempotent(collection: Any, docs: list[dict[str, Any]]) -> WriteResult:
@@ -176,6 +196,7 @@ class EventStore:
             if len(writes) == 1:
                 log.error("eventlog: the store refused a write; dead-lettered (%s)", exc)
                 letter = dead_letter(writes[0], f"{type(exc).__name__}: {exc}"[:2000], stage="store")
+                letter["event_id"] = writes[0].get("_id")  # the spool's check looks for it (pipeline.reconcile)
                 retry(lambda: self.store_dead_letters([letter]), "dead-letter write")
                 return WriteResult(dead_lettered=1)
             log.warning("eventlog: bulk write of %d failed (%s: %s); splitting it",

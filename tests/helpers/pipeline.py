@@ -101,6 +101,9 @@ class Pipeline:
         parts = [f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.tmp.glob("*.log"))]
         return "\n".join(parts)
 
+    def logs_full(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("*.log")))
+
     def close(self) -> None:
         for proc in reversed(self.procs):
             proc.stop(timeout=10)

@@ -278,7 +278,7 @@ def test_corrupt_line_text_is_capped(spool: Spool) -> None:
 
 
 def test_spool_size(spool: Spool) -> None:
-    empty = {"segments": 0, "bytes": 0, "oldest_age_seconds": None}
+    empty = {"segments": 0, "bytes": 0, "oldest_age_seconds": None, "shipped_unchecked": 0}
     assert spool_size(spool.directory) == empty
     for n in range(3):
         spool.append(event(n))
@@ -306,7 +306,8 @@ def test_spool_age_is_that_of_the_oldest_segment(spool: Spool) -> None:
 
 
 def test_spool_size_of_missing_directory(tmp_path: Path) -> None:
-    assert spool_size(tmp_path / "nothing-here") == {"segments": 0, "bytes": 0, "oldest_age_seconds": None}
+    assert spool_size(tmp_path / "nothing-here") == {"segments": 0, "bytes": 0, "oldest_age_seconds": None,
+                                                     "shipped_unchecked": 0}
 
 
 # --- processes: dead owners are adopted, live ones are not ---------------------------------
@@ -476,3 +477,67 @@ def test_raw_mode_publishes_the_lines_as_written(spool: Spool) -> None:
     assert [len(b) for b in shipped] == [2, 2, 1]
     assert all(isinstance(line, str) and not line.endswith("\n") for line in lines)
     assert [json.loads(line) for line in lines] == [event(n) for n in range(5)]
+
+
+# --- the end-to-end check of shipped segments -----------------------------------------------
+
+
+class Verifier:
+    """verify(lines, shipped_at): says which lines are "missing", or None (cannot tell yet)."""
+
+    def __init__(self, missing: set[int] | None = None, ready: bool = True) -> None:
+        self.missing, self.ready, self.calls = missing or set(), ready, 0
+
+    def __call__(self, lines: list[str], shipped_at: float) -> list[str] | None:
+        self.calls += 1
+        if not self.ready:
+            return None
+        return [line for line in lines if json.loads(line)["n"] in self.missing]
+
+
+def ship_and_age(spool: Spool, verifier: Verifier, n: int = 4) -> Shipper:
+    shipper = Shipper(spool, Publisher(), raw=True, verify=verifier, verify_after=60)
+    for i in range(n):
+        spool.append(event(i))
+    shipper.run_once()
+    for shipped in spool.directory.glob("*.seg.shipped"):
+        an_hour_ago = time.time() - 3600
+        os.utime(shipped, (an_hour_ago, an_hour_ago))
+    return shipper
+
+
+def test_a_shipped_segment_is_kept_until_checked(spool: Spool) -> None:
+    verifier = Verifier()
+    shipper = Shipper(spool, Publisher(), raw=True, verify=verifier, verify_after=60)
+    spool.append(event(0))
+    shipper.run_once()
+    assert spool_size(spool.directory)["shipped_unchecked"] == 1
+    assert shipper.verify_shipped() == 0 and verifier.calls == 0  # too young to judge
+    assert spool_size(spool.directory)["shipped_unchecked"] == 1
+
+
+def test_events_that_never_arrived_are_spooled_and_shipped_again(spool: Spool) -> None:
+    verifier = Verifier(missing={1, 3})
+    shipper = ship_and_age(spool, verifier)
+    assert shipper.verify_shipped() == 2
+    assert spool_size(spool.directory)["shipped_unchecked"] == 0
+    publisher = Publisher()
+    shipper.publish = publisher
+    shipper.run_once()
+    assert [json.loads(line)["n"] for batch in publisher.batches for line in batch] == [1, 3]
+
+
+def test_nothing_is_dropped_while_the_store_cannot_tell(spool: Spool) -> None:
+    verifier = Verifier(missing={0}, ready=False)
+    shipper = ship_and_age(spool, verifier)
+    assert shipper.verify_shipped() == 0
+    assert spool_size(spool.directory)["shipped_unchecked"] == 1
+    verifier.ready = True
+    assert shipper.verify_shipped() == 1
+    assert spool_size(spool.directory)["shipped_unchecked"] == 0
+
+
+def test_all_found_deletes_the_segment(spool: Spool) -> None:
+    shipper = ship_and_age(spool, Verifier())
+    assert shipper.verify_shipped() == 0
+    assert list(spool.directory.glob("*.seg*")) == []
