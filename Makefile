@@ -43,6 +43,7 @@ bench: install services
 	$(PY) -m loadtest.bench
 	$(PY) -m loadtest.beacon_bench
 	$(PY) -m loadtest.dashboard_bench
+	$(PY) -m loadtest.site_bench
 
 lint: install
 	$(VENV)/bin/ruff check .

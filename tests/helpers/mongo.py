@@ -12,6 +12,7 @@ from pathlib import Path
 import pymongo
 
 from deploy.stack import free_port, nx_proc, wait_for_port
+from pipeline.store import EventStore
 
 
 @contextmanager
@@ -35,3 +36,15 @@ def private_database(data_dir: Path, prefix: str) -> Iterator[pymongo.database.D
         client.close()
     finally:
         proc.stop()
+
+
+@contextmanager
+def private_event_store(data_dir: Path, prefix: str) -> Iterator[EventStore]:
+    """An EventStore on a private_database (the same server URL the fixtures give workers)."""
+    with private_database(data_dir, prefix) as db:
+        host, port = db.client.address
+        store = EventStore(os.environ.get("EVENTLOG_MONGO_URL") or f"mongodb://{host}:{port}", db.name)
+        try:
+            yield store
+        finally:
+            store.client.close()

@@ -16,6 +16,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -100,6 +101,13 @@ class FaultRun:
         return figures
 
 
+def closed(pipeline: Pipeline) -> None:
+    """Stop the test's processes, printing their logs when the test failed (pytest shows them)."""
+    if sys.exc_info()[0] is not None:
+        print(pipeline.logs())
+    pipeline.close()
+
+
 def check(figures: dict[str, dict[str, int]]) -> None:
     for name, row in figures.items():
         assert row["stored"] == row["answered"], (name, figures)
@@ -146,11 +154,8 @@ def test_sigkill_every_process_under_load_redis(tmp_path, demo_var_dir, private_
 
         run.fault("broker (redis-server)", restart_redis, settle=8.0)
         check(run.finish())
-    except BaseException:
-        print(pipeline.logs())
-        raise
     finally:
-        pipeline.close()
+        closed(pipeline)
 
 
 def test_broker_connections_cut_under_load_rabbitmq(tmp_path, demo_var_dir, private_mongo, rabbit_url) -> None:  # noqa: ANN001
@@ -176,9 +181,6 @@ def test_broker_connections_cut_under_load_rabbitmq(tmp_path, demo_var_dir, priv
         run.fault("broker connections cut", cut, settle=6.0)
         run.fault("broker connections cut again", cut, settle=6.0)
         check(run.finish())
-    except BaseException:
-        print(pipeline.logs())
-        raise
     finally:
-        pipeline.close()
+        closed(pipeline)
         relay.cut()

@@ -17,7 +17,7 @@ from pipeline import reconcile
 from pipeline.enrich import enrich_events
 from pipeline.events import new_event_id
 from pipeline.store import EventStore
-from tests.helpers.mongo import private_database
+from tests.helpers.mongo import private_event_store
 
 COLLECTIONS = ("website_logs", "exit_link_logs", "tutorial_progress_logs", "dead_letters")
 NOW = time.time()
@@ -25,11 +25,8 @@ NOW = time.time()
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStore]:
-    with private_database(tmp_path_factory.mktemp("nx-reconcile"), "eventlog_reconcile") as db:
-        host, port = db.client.address
-        event_store = EventStore(f"mongodb://{host}:{port}", db.name)
+    with private_event_store(tmp_path_factory.mktemp("nx-reconcile"), "eventlog_reconcile") as event_store:
         yield event_store
-        event_store.client.close()
 
 
 @pytest.fixture
@@ -113,15 +110,12 @@ def test_dead_lettered_lines_are_not_missing(empty: EventStore) -> None:
 
 def test_a_write_the_store_refused_is_not_missing(tmp_path: Path) -> None:
     # A database of its own: nx-27017 keeps enforcing a unique index after drop_index.
-    with private_database(tmp_path, "eventlog_reconcile_refused") as db:
-        host, port = db.client.address
-        own = EventStore(f"mongodb://{host}:{port}", db.name)
+    with private_event_store(tmp_path, "eventlog_reconcile_refused") as own:
         own.website_logs.create_index("referrer", unique=True, name="test_unique_referrer")
         first, clash = page_view(referrer="https://r.example/"), page_view(referrer="https://r.example/")
         store_lines(own, lines(first, clash))
         assert own.dead_letters.count_documents({"stage": "store"}) == 1
         assert reconcile.missing_lines(own.db, lines(first, clash)) == []
-        own.client.close()
 
 
 def test_the_pipeline_has_passed_once_a_later_page_view_is_stored(empty: EventStore) -> None:

@@ -12,18 +12,15 @@ from pymongo.errors import AutoReconnect
 
 from pipeline.events import new_event_id
 from pipeline.store import DEAD_LETTERS, WEBSITE_LOGS, EventStore, with_retry
-from tests.helpers.mongo import private_database
+from tests.helpers.mongo import private_event_store
 
 UNIQUE_PATH = "test_unique_path_info"
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStore]:
-    with private_database(tmp_path_factory.mktemp("nx-store"), "eventlog_store") as db:
-        host, port = db.client.address
-        event_store = EventStore(f"mongodb://{host}:{port}", db.name)
+    with private_event_store(tmp_path_factory.mktemp("nx-store"), "eventlog_store") as event_store:
         yield event_store
-        event_store.client.close()
 
 
 @pytest.fixture
