@@ -254,8 +254,8 @@
       if (!st) return "–";
       var late = st.oldest_age_seconds != null && st.oldest_age_seconds > body.max_age_seconds;
       var age = st.oldest_age_seconds == null ? "" :
-        ' <small class="' + (late ? "late" : "") + '">oldest ' + seconds(st.oldest_age_seconds) + "</small>";
-      return fmt.format(st.messages || 0) + age;
+        '<br><small class="' + (late ? "late" : "") + '">oldest ' + seconds(st.oldest_age_seconds) + "</small>";
+      return fmt.format(st.messages || 0) + " <small>waiting</small>" + age;
     }
     setHealth("enrich", stage("eventlog.enrich"));
     setHealth("storeq", stage("eventlog.store"));
