@@ -30,8 +30,19 @@ Phases:
                 no tracker) with the original hook (loadtest.original_hook: one LPUSH per
                 request in each web process) and the original polling consumer
                 (loadtest.baselines), sleeping 5 s, then not at all, between polls
-  4. ceiling    loadtest.store_ceiling: EventStore.store_writes alone on a fresh
-                nx-27017, for this mix's writes (inserts + merge upserts + exit links)
+  4. d2         pipeline-only: the same mix without HTTP (the site saturates before the
+                pipeline on a small machine). --handoff-processes (4) processes of
+                loadtest.site_handoff, each with its own Spool (one shared spool directory)
+                and Shipper thread (tasks.publish.publish_batch, raw, the site's ship
+                interval and batch), append the middleware's page-view events and the
+                tracker events the beacon endpoint spools (loadtest.store_ceiling's raw
+                events), paced to --handoff-rates events/s in all, against the same real
+                workers and a fresh nx-27017; steps of --handoff-step-seconds until one
+                does not keep up (lag p99 >= 2 s, or not everything stored once)
+  5. ceiling    loadtest.store_ceiling: EventStore.store_writes alone on a fresh
+                nx-27017, for this mix's writes (inserts + merge upserts + exit links).
+                The ">= 70 % of the store's ceiling" target is judged on d2's highest
+                sustained step; the HTTP ladder's ratio is kept as information
 
 Per step: lag = stored_at - datetime of the step's page-view documents, over the page
 views sent in the last half of the step; lost = answered (a complete HTTP answer) but not
@@ -292,6 +303,55 @@ def ladder(rates: list[float], target: float | None) -> list[tuple[float, bool]]
     return sorted(plan.items())
 
 
+def summarize_handoff_step(step: dict[str, Any], records: list[dict[str, Any]], docs: list[dict[str, Any]],
+                           exit_ids: set[str] | None = None) -> dict[str, Any]:
+    """(d2) figures of one step: summarize_step's (page views "answered" = appended), plus
+    events/s offered (handed off) and stored over the step's seconds."""
+    summary = summarize_step({**step, "rate": None}, records, docs, exit_ids)  # no site to serve a rate
+    seconds = step["seconds"]
+    stored = summary["events_expected"] - missing(summary)
+    summary.update(events_offered=summary["events_expected"], events_stored=stored,
+                   offered_per_s=round(summary["events_expected"] / seconds, 1),
+                   stored_per_s=round(stored / seconds, 1),
+                   page_views_per_s=round(summary["page_views_answered"] / seconds, 1))
+    return summary
+
+
+def merge_handoff_outputs(outputs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The W hand-off processes' outputs as one load summary and one list of records."""
+    records = [r for out in outputs for r in out["records"]]
+    summaries = [out["summary"] for out in outputs]
+    late = [max(0.0, r["sent"] - r["sched"]) for r in records if r["k"] == "page" and r["status"]]
+
+    def total(key: str) -> float:
+        return sum(s.get(key) or 0 for s in summaries)
+
+    load = {"processes": len(outputs), "page_views": int(total("page_views")), "events": int(total("events")),
+            "appended": int(total("appended")), "errors": int(total("errors")), "shipped": int(total("shipped")),
+            "cpu_seconds": round(total("cpu_seconds"), 2),
+            "ship_wait_max_s": max((s.get("ship_wait_s") or 0 for s in summaries), default=None),
+            "late_p50_s": round_or_none(percentile(late, 50)), "late_p99_s": round_or_none(percentile(late, 99)),
+            "late_max_s": round_or_none(max(late) if late else None)}
+    return load, records
+
+
+def handoff_note(steps: list[dict[str, Any]]) -> str:
+    """One line for (d2): where the ladder stopped and why, or that every step kept up."""
+    if not steps:
+        return "pipeline-only: no step ran"
+    failed = [s for s in steps if not s.get("kept_up")]
+    if not failed:
+        return f"pipeline-only kept up at every step, up to {max(s['rate'] for s in steps):,.0f} events/s"
+    first = min(failed, key=lambda s: s["rate"])
+    return f"pipeline-only fell behind at {first['rate']:,.0f} events/s ({'; '.join(first['reasons'])})"
+
+
+def handoff_sustained(steps: list[dict[str, Any]]) -> float | None:
+    """Events/s handed off (and all stored) at the highest step that kept up."""
+    best = highest_sustained(steps)
+    return best["summary"]["offered_per_s"] if best else None
+
+
 # ================================================================== pure: worker logs
 
 _LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})")
@@ -443,17 +503,36 @@ def pipeline_table(steps: list[dict[str, Any]]) -> str:
                     rows, right=range(14))
 
 
-def ceiling_table(ceiling: dict[str, Any], sustained_events_per_s: float | None) -> str:
+def ceiling_table(ceiling: dict[str, Any], sustained_events_per_s: float | None,
+                  handoff_events_per_s: float | None = None) -> str:
     rows = []
     for key, label in (("mix", "inserts + merge upserts + exit links (this mix)"), ("inserts", "inserts only")):
         run = ceiling.get(key)
         if run:
             rows.append([label, str(run["writes"]), fmt_num(run["events_per_s"]), fmt_s(run["batch_p50_s"])])
-    if sustained_events_per_s is not None and ceiling.get("mix", {}).get("events_per_s"):
-        share = sustained_events_per_s / ceiling["mix"]["events_per_s"]
-        rows.append(["eventlog sustained (highest step kept up)", "-", f"{sustained_events_per_s:,.0f} ({share:.0%})",
-                     "-"])
+    mix = ceiling.get("mix", {}).get("events_per_s")
+    for label, value in (("eventlog over HTTP sustained (highest step kept up)", sustained_events_per_s),
+                         ("eventlog pipeline-only (d2) sustained (highest step kept up)", handoff_events_per_s)):
+        if value is not None and mix:
+            rows.append([label, "-", f"{value:,.0f} ({value / mix:.0%})", "-"])
     return md_table(["store_writes alone, one process", "writes", "events/s", "batch p50"], rows, right=(1, 2, 3))
+
+
+def handoff_table(steps: list[dict[str, Any]]) -> str:
+    """(d2): per step, events/s offered and stored, lag, losses and the hand-off processes' pace."""
+    rows = []
+    for step in steps:
+        s, load, cpu = step["summary"], step.get("load") or {}, step.get("cpu_cores") or {}
+        lost = f"{s['lost']}/{s['documents_expected']}"
+        verdict = "yes" if step["kept_up"] else "NO: " + "; ".join(step["reasons"])
+        rows.append([fmt_num(step["rate"]), fmt_num(s["offered_per_s"]), fmt_num(s["stored_per_s"]),
+                     fmt_num(s["page_views_per_s"]), fmt_s(s["lag_p50_s"]), fmt_s(s["lag_p99_s"]), lost,
+                     str(sum(s["tracker_lost"].values())), str(s["duplicated"] + s["duplicate_ids"]),
+                     fmt_s(load.get("late_p99_s")), verdict, fmt_num(cpu.get("loadgen"), 2),
+                     fmt_num((step.get("machine") or {}).get("other_cores"), 2)])
+    return md_table(["rate ev/s", "offered ev/s", "stored ev/s", "page views/s", "lag p50", "lag p99", "lost",
+                     "tracker lost", "dup", "late p99", "kept up", "hand-off cores", "other load"], rows,
+                    right=(0, 1, 2, 3, 4, 5, 9, 11, 12))
 
 
 # ================================================================== pure: targets
@@ -488,8 +567,21 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                                                      f"{share:.0%}"})
     ceiling = (results.get("store_ceiling") or {}).get("mix", {}).get("events_per_s")
     if ceiling:
+        handoff = (results.get("handoff") or {}).get("steps")
+        if handoff:
+            d2 = handoff_sustained(handoff) or 0.0
+            bound = "at least " if all(s.get("kept_up") for s in handoff) else ""
+            checks.append({"name": "sustained mixed throughput >= 70 % of the store's ceiling "
+                                   "(pipeline-only ladder d2, same mix without HTTP)",
+                           "met": d2 >= 0.7 * ceiling,
+                           "value": f"{bound}{d2:,.0f} of {ceiling:,.0f} events/s = {d2 / ceiling:.0%} "
+                                    f"({handoff_note(handoff)})"})
+        else:
+            checks.append({"name": "sustained mixed throughput >= 70 % of the store's ceiling "
+                                   "(pipeline-only ladder d2)", "met": False, "value": "d2 not run"})
         sustained = best["summary"]["events_per_s"] if best else 0.0
-        checks.append({"name": "sustained mixed throughput >= 70 % of the store's ceiling",
+        checks.append({"name": "over HTTP: mixed throughput as a share of the store's ceiling (the site "
+                               "saturates first: this cannot judge the 70 % target)", "info": True,
                        "met": sustained >= 0.7 * ceiling,
                        "value": f"{sustained:,.0f} of {ceiling:,.0f} events/s = {sustained / ceiling:.0%} "
                                 f"({ladder_note(steps)})"})
@@ -502,6 +594,11 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                        f"{s['rate']:.0f}/s {fmt_s(s['summary']['lag_p99_s'])}" for s in original.get(d, []))
                        for d in ("original-5s", "original-0s") if original.get(d)) or "not run"})
     return checks
+
+
+def check_word(check: dict[str, Any]) -> str:
+    """PASS / FAIL, or INFO for a line kept as information."""
+    return "INFO" if check.get("info") else "PASS" if check["met"] else "FAIL"
 
 
 # ================================================================== services
@@ -910,6 +1007,113 @@ def run_original(live: Live, plan: list[tuple[float, bool]]) -> dict[str, list[d
     return out
 
 
+def handoff_load(live: Live, tag: str, rate: float, seconds: float, seed: int
+                 ) -> Callable[[], tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Start (d2)'s W hand-off processes, wait until each is warm; returns the step to run
+    (start them all at once, wait for them to finish and their shippers to empty)."""
+    args, w = live.args, live.args.handoff_processes
+    go = live.tmp / f"go-{tag}"
+    started = []
+    for k in range(w):
+        out, log = live.tmp / f"handoff-{tag}-{k}.json", live.tmp / f"handoff-{tag}-{k}.log"
+        cmd = [PYTHON, "-m", "loadtest.site_handoff", "--rate", str(rate / w), "--seconds", str(seconds),
+               "--step", tag, "--index", str(k), "--processes", str(w), "--seed", str(seed * 100 + k),
+               "--mmdb", live.mmdb, "--go-file", str(go), "--out", str(out),
+               "--ship-interval", str(args.ship_interval), "--ship-batch", str(args.ship_batch)]
+        env = live.env(EVENTLOG_SPOOL_DIR=str(live.tmp / "spool-handoff"))
+        started.append((live.procs.start(Proc(f"handoff-{tag}-{k}", cmd, env=env, log=log)), out, log))
+    for proc, _, log in started:
+        wait_for_text(log, "ready", 120, proc)
+
+    def run() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        tmp = go.with_suffix(".tmp")
+        tmp.write_text(f"{time.time() + 0.2}\n")
+        os.replace(tmp, go)
+        outputs = []
+        for proc, out, log in started:
+            try:
+                proc.popen.wait(seconds + 120)
+            except subprocess.TimeoutExpired:
+                pass
+            live.procs.stop(proc)
+            if not out.exists():
+                raise RuntimeError(f"hand-off process {proc.name} failed:\n{log_tail(log)}")
+            outputs.append(json.loads(out.read_text()))
+            out.unlink()
+        return merge_handoff_outputs(outputs)
+
+    return run
+
+
+def handoff_step(live: Live, db: Any, rate: float, seconds: float, tag: str) -> tuple[dict, list]:
+    """One (d2) step, the wait for what it handed off to be stored, and a first verdict."""
+    args = live.args
+    print(f"  pipeline-only: {rate:,.0f} events/s for {seconds:.0f} s ({args.handoff_processes} hand-off "
+          "processes)", flush=True)
+    run = handoff_load(live, tag, rate, seconds, seed=int(rate) + 3)
+    load, records, info = measured(live, run)
+    step = {"design": "handoff", "tag": tag, "rate": rate, "seconds": seconds, "target": False, "load": load,
+            "queues_at_end": queue_depths(live.broker), **info}
+    step["settle_s"], _ = drain(db, [(step, records)], step["began"], args.settle_max, args.settle_stall)
+    docs, exits = fetch_docs(db, step["began"], dates=True)
+    conclude_handoff(step, records, docs, exits)
+    s = step["summary"]
+    print(f"    offered {fmt_num(s['offered_per_s'])} events/s, stored {fmt_num(s['stored_per_s'])}/s, lag p50 "
+          f"{fmt_s(s['lag_p50_s'])} p99 {fmt_s(s['lag_p99_s'])}, lost {s['lost']}, tracker lost "
+          f"{sum(s['tracker_lost'].values())}, dup {s['duplicated'] + s['duplicate_ids']}, late p99 "
+          f"{fmt_s(load.get('late_p99_s'))}; kept up: "
+          f"{'yes' if step['kept_up'] else 'NO (' + '; '.join(step['reasons']) + ')'}", flush=True)
+    return step, records
+
+
+def conclude_handoff(step: dict[str, Any], records: list[dict[str, Any]], docs: list[dict[str, Any]],
+                     exits: set[str]) -> dict[str, Any]:
+    step["summary"] = summarize_handoff_step(step, records, docs, exits)
+    step["kept_up"], step["reasons"] = keep_up(step["summary"], step["load"])
+    return step
+
+
+def run_handoff(live: Live) -> dict[str, Any]:
+    """(d2): the same mix without HTTP: W hand-off processes, the real workers, a fresh nx-27017."""
+    args = live.args
+    rates = sorted(args.handoff_rates)
+    print(f"\n== pipeline-only (d2): {args.handoff_processes} hand-off processes (Spool + Shipper each), "
+          f"enrich + store workers (2 processes each), steps {', '.join(f'{r:.0f}' for r in rates)} events/s "
+          f"x {args.handoff_step_seconds:.0f} s", flush=True)
+    flush_redis(live.broker)
+    live.pids.pop("web", None)
+    for name in ("enrich", "store"):  # the HTTP ladder's worker logs: the new workers' start empty
+        log = live.tmp / f"worker-{name}.log"
+        if log.exists():
+            log.rename(live.tmp / f"worker-{name}-http.log")
+    start_nx(live, "nx-handoff")
+    workers = start_workers(live)
+    db = _db(live, MONGO_DB)
+    began = time.time()
+    warm, warm_records = measured(live, handoff_load(live, "pw", rates[0], args.warmup_seconds, seed=1))[:2]
+    drain(db, [({"tag": "pw", "rate": None, "seconds": args.warmup_seconds}, warm_records)], began, 60, 10)
+    steps = []
+    for rate in rates:
+        steps.append(handoff_step(live, db, rate, args.handoff_step_seconds, f"p{int(rate)}"))
+        if not steps[-1][0]["kept_up"] and not args.keep_going:
+            break
+    waited, left = drain(db, steps, began, args.drain_max, args.drain_stall)
+    print(f"  final drain: {waited:.0f} s, {left} still missing", flush=True)
+    docs, exits = fetch_docs(db, began, dates=True)
+    dead = db["dead_letters"].estimated_document_count()
+    db.client.close()
+    for proc in workers:
+        live.procs.stop(proc)
+    live.pids.pop("enrich", None)
+    live.pids.pop("store", None)
+    out = [conclude_handoff(step, records, docs, exits) for step, records in steps]
+    worker_figures(live, out)
+    best = highest_sustained(out)
+    return {"steps": out, "final_drain_s": waited, "missing_after_drain": left, "dead_letters": dead,
+            "sustained_rate": best["rate"] if best else None, "sustained_events_per_s": handoff_sustained(out),
+            "warmup": warm, "store_log_flush_lines": sample_flush_lines(live.tmp / "worker-store.log")}
+
+
 def run_ceiling(live: Live) -> dict[str, Any]:
     args = live.args
     print(f"\n== store ceiling: store_writes alone, {args.ceiling_page_views} page views' writes", flush=True)
@@ -944,6 +1148,13 @@ STEPS_NOTES = """\
   HTTP p99: page views, from their scheduled time; other load: cores used by processes outside this benchmark"""
 
 
+HANDOFF_NOTES = """\
+  rate: events/s asked for; offered: page-view + tracker events handed off (Spool.append) per second of the
+    step; stored: of those, stored (page views inserted, tracker events merged or in exit_link_logs) after
+    the step's settle wait, per second of the step; lost: page views not stored / handed off; late p99: the
+    hand-off processes' own lateness (page views appended after their scheduled time)"""
+
+
 def print_report(results: dict[str, Any]) -> None:
     w = results["web_workers"]
     if results.get("capacity"):
@@ -971,10 +1182,28 @@ def print_report(results: dict[str, Any]) -> None:
     print(f"\n{ladder_note(steps)}")
     print(f"highest rate sustained (lag p99 < 2 s, nothing lost or duplicated): "
           f"{fmt_num(best['rate']) + ' page views/s = ' + fmt_num(sustained) + ' events/s' if best else 'none'}")
+    handoff = (results.get("handoff") or {}).get("steps") or []
+    if handoff:
+        print(f"\n(d2) the same mix without HTTP: {results['args']['handoff_processes']} hand-off processes "
+              f"(Spool + Shipper, publish_batch raw, ship every {results['args']['ship_interval']} ms / "
+              f"{results['args']['ship_batch']} events), the same workers, a fresh nx-27017; "
+              f"{results['args']['handoff_step_seconds']:.0f} s per step (lag over the last half of each step)")
+        print(handoff_table(handoff))
+        print(HANDOFF_NOTES)
+        print("\npipeline-only per step (CPU in cores, loadgen = the hand-off processes; queues at the end of "
+              "the step; worker log lines in the step and its drain)")
+        print(pipeline_table(handoff))
+        print(f"\n{handoff_note(handoff)}")
+        d2 = handoff_sustained(handoff)
+        print(f"highest sustained without HTTP (lag p99 < 2 s, everything stored once): "
+              f"{fmt_num(d2) + ' events/s' if d2 is not None else 'none'}")
+        dead = results["handoff"].get("dead_letters")
+        if dead:
+            print(f"  WARNING: {dead} dead letters in the d2 database")
     if results.get("store_ceiling"):
         print("\nThe store's ceiling for this mix (fresh nx-27017, one process, batches of "
               f"{results['store_ceiling']['batch']})")
-        print(ceiling_table(results["store_ceiling"], sustained))
+        print(ceiling_table(results["store_ceiling"], sustained, handoff_sustained(handoff) if handoff else None))
         other = (results["store_ceiling"].get("machine") or {}).get("other_cores")
         print(f"  other load meanwhile: {fmt_num(other, 2)} cores (the ceiling moves with it: nx-27017 is CPU-bound)")
     lines = results.get("eventlog", {}).get("store_log_flush_lines") or []
@@ -1045,7 +1274,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain-stall", type=float, default=15.0)
     parser.add_argument("--ceiling-page-views", type=int, help="store ceiling: page views' writes (default 8000; "
                         "quick 2000)")
+    parser.add_argument("--handoff-rates", help="(d2) pipeline-only: events/s per step (default 100,200,400,600,"
+                        "800,1000,1200,1400,1600,1800,2000,2400,2800,3200,3600,4000; quick 100,400,800)")
+    parser.add_argument("--handoff-step-seconds", type=float, help="(d2) seconds per step (default 15; quick 5)")
+    parser.add_argument("--handoff-processes", type=int, default=4, help="(d2) hand-off processes (default 4)")
+    parser.add_argument("--ship-interval", type=int, default=200, help="(d2) EVENTLOG_SHIP_INTERVAL, ms (the site's)")
+    parser.add_argument("--ship-batch", type=int, default=500, help="(d2) EVENTLOG_SHIP_BATCH (the site's)")
     parser.add_argument("--skip-capacity", action="store_true")
+    parser.add_argument("--skip-eventlog", action="store_true", help="no HTTP ladder (nor the original's)")
+    parser.add_argument("--skip-handoff", action="store_true", help="no pipeline-only ladder (d2)")
     parser.add_argument("--skip-original", action="store_true")
     parser.add_argument("--skip-ceiling", action="store_true")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server (no db number)")
@@ -1054,13 +1291,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     full, quick = {"rates": "10,20,40,80,120,160,200,250,300,400,500", "step_seconds": 20.0,
                    "capacity_seconds": 10.0, "warmup_seconds": 4.0, "settle_max": 20.0, "drain_max": 180.0,
-                   "ceiling_page_views": 8000}, {"rates": "10,40,80", "step_seconds": 6.0, "capacity_seconds": 4.0,
-                                                 "warmup_seconds": 2.0, "settle_max": 10.0, "drain_max": 60.0,
-                                                 "ceiling_page_views": 2000}
+                   "ceiling_page_views": 8000,
+                   "handoff_rates": "100,200,400,600,800,1000,1200,1400,1600,1800,2000,2400,2800,3200,3600,4000",
+                   "handoff_step_seconds": 15.0}, {"rates": "10,40,80", "step_seconds": 6.0, "capacity_seconds": 4.0,
+                                                   "warmup_seconds": 2.0, "settle_max": 10.0, "drain_max": 60.0,
+                                                   "ceiling_page_views": 2000, "handoff_rates": "100,400,800",
+                                                   "handoff_step_seconds": 5.0}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.rates = [float(r) for r in str(args.rates).split(",") if r.strip()]
+    args.handoff_rates = [float(r) for r in str(args.handoff_rates).split(",") if r.strip()]
+    if not args.handoff_rates or min(args.handoff_rates) <= 0 or args.handoff_processes < 1:
+        parser.error("--handoff-rates: positive events/s; --handoff-processes >= 1")
     if args.web_workers < 4:
         parser.error("--web-workers: the benchmark is defined for W >= 4")
     if args.redis_db in (0, 9):
@@ -1091,10 +1334,13 @@ def run_all(args: argparse.Namespace, procs: Procs, tmp: Path) -> dict[str, Any]
         results["capacity"] = run_capacity(live)
     off = (results.get("capacity") or {}).get("off", {}).get("page_views_per_s")
     target = args.target_rate or (round(off / 2) if off else None)
-    results["eventlog"] = run_eventlog(live, target)
-    if not args.skip_original:
-        plan = [(s["rate"], s["target"]) for s in results["eventlog"]["steps"]]
-        results["original"] = run_original(live, plan)
+    if not args.skip_eventlog:
+        results["eventlog"] = run_eventlog(live, target)
+        if not args.skip_original:
+            plan = [(s["rate"], s["target"]) for s in results["eventlog"]["steps"]]
+            results["original"] = run_original(live, plan)
+    if not args.skip_handoff:
+        results["handoff"] = run_handoff(live)  # just before the ceiling: the machine's load alike
     if not args.skip_ceiling:
         results["store_ceiling"] = run_ceiling(live)
     results["learners_logged_in"] = len(json.loads(live.learners.read_text())) if live.learners.exists() else 0
@@ -1138,7 +1384,7 @@ def main(argv: list[str] | None = None) -> int:
     print_report(results)
     print("\nTargets (information, not asserts):")
     for check in results["targets"]:
-        print(f"  {'PASS' if check['met'] else 'FAIL'}  {check['name']}: {check['value']}")
+        print(f"  {check_word(check)}  {check['name']}: {check['value']}")
     path = write_results(results)
     print(f"\nresults: {path.relative_to(ROOT)} (and {(RESULTS / 'site-latest.json').relative_to(ROOT)})")
     return 0

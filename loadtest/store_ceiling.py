@@ -74,6 +74,17 @@ def tracker_events(view: View, raw: dict[str, Any], at: float) -> list[tuple[flo
     return [(when, {**event, **server, "received": when, "kind": f"js.{event['kind']}"}) for when, event in spooled]
 
 
+def view_events(view: View, at: float, rng: random.Random) -> list[tuple[float, dict[str, Any]]]:
+    """(time, raw event) of one page view at ``at``: the middleware's event, then (for a page
+    that runs tracker.js and was answered 200) the tracker events the beacon endpoint spools."""
+    user = f"learner{rng.randint(1, 20)}" if rng.random() < 0.1 else "AnonymousUser"
+    raw = page_view_event(view, at, user)
+    timed = [(at, raw)]
+    if view.browser.js and raw["status_code"] == 200:
+        timed.extend(tracker_events(view, raw, at))
+    return timed
+
+
 def raw_traffic(page_views: int, seed: int, mmdb: str) -> list[dict[str, Any]]:
     """The raw events of ``page_views`` page views of the site's mix, in arrival order."""
     rng = random.Random(seed)
@@ -81,13 +92,7 @@ def raw_traffic(page_views: int, seed: int, mmdb: str) -> list[dict[str, Any]]:
     start = time.time() - page_views / NOMINAL_RATE - 10
     timed: list[tuple[float, dict[str, Any]]] = []
     for i in range(page_views):
-        view = mix.next_view()
-        at = start + i / NOMINAL_RATE
-        user = f"learner{rng.randint(1, 20)}" if rng.random() < 0.1 else "AnonymousUser"
-        raw = page_view_event(view, at, user)
-        timed.append((at, raw))
-        if view.browser.js and raw["status_code"] == 200:
-            timed.extend(tracker_events(view, raw, at))
+        timed.extend(view_events(mix.next_view(), start + i / NOMINAL_RATE, rng))
     timed.sort(key=lambda item: item[0])
     return [raw for _, raw in timed]
 

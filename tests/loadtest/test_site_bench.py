@@ -10,18 +10,26 @@ import pytest
 
 from loadtest.site_bench import (
     capacity_table,
+    ceiling_table,
+    check_word,
     evaluate,
+    handoff_note,
+    handoff_sustained,
+    handoff_table,
     highest_sustained,
     keep_up,
     ladder,
     limited_by,
     md_table,
+    merge_handoff_outputs,
     normalize_doc,
     parse_flushes,
     steps_table,
+    summarize_handoff_step,
     summarize_step,
     window_stats,
 )
+from loadtest.site_handoff import plan_step, records_for, stamp
 from loadtest.site_load import make_tag, parse_tag, summarize_load, with_tag
 
 T0 = 1_800_000_000.0
@@ -245,6 +253,117 @@ def test_targets_are_pass_fail_lines() -> None:
     share = next(c for name, c in checks.items() if name.startswith("sustained rate"))
     assert not share["met"] and share["value"] == "20 of 40 pv/s = 50%"
     store = next(c for name, c in checks.items() if name.startswith("sustained mixed"))
-    assert not store["met"] and store["value"].startswith("6 of 1,000 events/s = 1% (eventlog fell behind at 40")
+    assert not store["met"] and store["value"] == "d2 not run"
+    http = next(c for name, c in checks.items() if name.startswith("over HTTP"))
+    assert check_word(http) == "INFO" and http["value"].startswith("6 of 1,000 events/s = 1% (eventlog fell behind")
     original = next(c for name, c in checks.items() if name.startswith("the original"))
     assert original["met"] and "4.90 s" in original["value"]
+
+
+# ---------------------------------------------------------------- (d2) pipeline-only
+
+
+def fake_view(at: float, n: int, tracker: int) -> list[tuple[float, dict[str, Any]]]:
+    """One page view's raw events as loadtest.store_ceiling.view_events gives them."""
+    page = {"event_id": f"pv{n}", "source": "middleware", "path_info": "/", "referrer": "https://t.co/",
+            "datetime": at}
+    kinds = ["js.pageview", "js.exit", "js.visit_end"][:tracker]
+    return [(at, page)] + [(at + 0.1 * (i + 1), {"event_id": f"e{n}{i}", "source": "js", "kind": kind,
+                                                  "page_view_id": f"pv{n}", "referrer": "", "received": 0.0,
+                                                  "ts": 0}) for i, kind in enumerate(kinds)]
+
+
+def test_plan_step_spaces_page_views_to_offer_the_rate_in_events() -> None:
+    counter = iter(range(1000))
+    sizes = iter([3, 1, 3, 1] * 50)  # 2 events per page view on average
+    spacing, views = plan_step(lambda at: fake_view(at, next(counter), next(sizes) - 1), rate=10, seconds=4)
+    assert sum(len(v) for v in views) == 40 and len(views) == 20  # 10 events/s over 4 s
+    assert spacing == 0.2
+    assert views[3][0][0] == pytest.approx(0.6) and views[2][2][0] == pytest.approx(0.6)  # tracker after the page
+
+
+def test_records_for_tags_page_views_across_processes_and_keeps_time_order() -> None:
+    views = [[(i * 0.5 + off, e) for off, e in fake_view(0.0, i, 3 if i == 0 else 0)] for i in range(3)]
+    items = records_for(views, "p800", index=1, processes=4)
+    assert [off for off, _, _ in items] == sorted(off for off, _, _ in items)
+    pages = [r for _, _, r in items if r["k"] == "page"]
+    assert [r["tag"] for r in pages] == ["p800-000001", "p800-000005", "p800-000009"]  # seq = n * 4 + 1
+    assert pages[0]["pv"] == "pv0" and pages[1]["pv"] is None  # only a page with tracker events has a pv
+    first = [e for _, e, _ in items if e.get("page_view_id") == "pv0"]
+    assert {e["referrer"] for e in first} == {"https://t.co/?sbt=p800-000001"}  # as the page's Referer
+    exits = [r for _, _, r in items if r["k"] == "beacon" and r["kinds"] == ["exit"]]
+    assert [r["exit_id"] for r in exits] == ["e01"]
+    page, tracker = {"source": "middleware"}, {"source": "js"}
+    stamp(page, 12.5)
+    stamp(tracker, 12.5)
+    assert page == {"source": "middleware", "datetime": 12.5}
+    assert tracker == {"source": "js", "received": 12.5, "ts": 12500}
+
+
+def handoff_records(step: str = "r2") -> list[dict[str, Any]]:
+    """eight_page_views() as a hand-off process writes them: appended = 200 / 204."""
+    return [dict(r, sent=r.get("sched", r["sent"])) for r in eight_page_views()]
+
+
+def test_handoff_step_counts_events_offered_and_stored() -> None:
+    step = {"tag": "r2", "rate": 6.25, "seconds": 4.0}
+    ok = summarize_handoff_step(step, handoff_records(), [doc(s) for s in range(8)], {"x5"})
+    assert (ok["events_offered"], ok["events_stored"]) == (25, 25)
+    assert (ok["offered_per_s"], ok["stored_per_s"], ok["page_views_per_s"]) == (6.2, 6.2, 2.0)
+    assert ok["served_share"] is None  # no site: the rate is in events, not page views
+    assert keep_up(ok, {"late_p99_s": 0.0}) == (True, [])
+    short = summarize_handoff_step(step, handoff_records(), [doc(s) for s in range(8) if s != 5], set())
+    assert short["events_stored"] == 25 - 4  # the page view, its pageview, visit_end, and the exit
+    assert short["stored_per_s"] == pytest.approx(5.2, abs=0.05)
+
+
+def test_merge_handoff_outputs_sums_the_processes() -> None:
+    records = handoff_records()
+    records[0]["sent"] += 0.4  # process 0 appended its first page view 0.4 s late
+    outputs = [{"summary": {"page_views": 4, "events": 12, "appended": 12, "errors": 0, "shipped": 12,
+                            "cpu_seconds": 0.5, "ship_wait_s": 0.3}, "records": records[:12]},
+               {"summary": {"page_views": 4, "events": 12, "appended": 12, "errors": 0, "shipped": 12,
+                            "cpu_seconds": 0.25, "ship_wait_s": 0.1}, "records": records[12:]}]
+    load, merged = merge_handoff_outputs(outputs)
+    assert len(merged) == 24 and load["events"] == 24 and load["cpu_seconds"] == 0.75
+    assert load["late_max_s"] == pytest.approx(0.4) and load["ship_wait_max_s"] == 0.3
+
+
+def _handoff_step(rate: float, lag: float, lost: int = 0) -> dict[str, Any]:
+    step = {"tag": "r2", "rate": rate, "seconds": 4.0}
+    summary = summarize_handoff_step(step, handoff_records(), [doc(s, lag=lag) for s in range(lost, 8)], {"x5"})
+    kept, reasons = keep_up(summary, {"late_p99_s": 0.0})
+    return {**step, "design": "handoff", "summary": summary, "load": {"late_p99_s": 0.002}, "kept_up": kept,
+            "reasons": reasons, "cpu_cores": {"loadgen": 0.4}, "machine": {"other_cores": 0.1}}
+
+
+def test_handoff_ladder_note_table_and_sustained() -> None:
+    steps = [_handoff_step(400, 0.3), _handoff_step(800, 0.6), _handoff_step(1200, 2.5, lost=1)]
+    assert handoff_sustained(steps) == 6.2  # the 800 step's events/s offered (all stored)
+    assert handoff_note(steps) == ("pipeline-only fell behind at 1,200 events/s (lag p99 2.5 s; 1 lost; "
+                                   "2 tracker events not stored)")
+    assert handoff_note(steps[:2]) == "pipeline-only kept up at every step, up to 800 events/s"
+    assert handoff_sustained(steps[2:]) is None
+    lines = handoff_table(steps).splitlines()
+    assert len(lines) == 2 + 3 and "| yes " in lines[2] and "NO: lag p99 2.5 s" in lines[4]
+    assert "1/8" in lines[4] and "2 ms" in lines[2]
+
+
+def test_the_store_target_is_judged_on_the_pipeline_only_ladder() -> None:
+    results = fixed_results()
+    results["store_ceiling"] = {"mix": {"events_per_s": 8.0, "writes": 100, "batch_p50_s": 0.1}}
+    results["handoff"] = {"steps": [_handoff_step(400, 0.3), _handoff_step(800, 0.6),
+                                    _handoff_step(1200, 2.5, lost=1)]}
+    checks = evaluate(results)
+    store = next(c for c in checks if c["name"].startswith("sustained mixed"))
+    assert store["met"] and check_word(store) == "PASS"
+    assert store["value"].startswith("6 of 8 events/s = 78% (pipeline-only fell behind at 1,200")
+    http = next(c for c in checks if c["name"].startswith("over HTTP"))
+    assert check_word(http) == "INFO" and http["value"].startswith("6 of 8 events/s = 78%")
+    results["handoff"]["steps"] = results["handoff"]["steps"][:1]  # every step kept up: a lower bound
+    store = next(c for c in evaluate(results) if c["name"].startswith("sustained mixed"))
+    assert store["value"].startswith("at least 6 of 8") and store["met"]
+    results["store_ceiling"]["mix"]["events_per_s"] = 10.0
+    assert not next(c for c in evaluate(results) if c["name"].startswith("sustained mixed"))["met"]
+    text = ceiling_table(results["store_ceiling"], 6.2, 6.2)
+    assert "eventlog pipeline-only (d2) sustained" in text and "6 (62%)" in text
