@@ -535,13 +535,13 @@ def run_scenario(args: argparse.Namespace, sc: Scenario, procs: Procs) -> dict[s
 
 
 def run_hook(args: argparse.Namespace, procs: Procs) -> dict[str, Any]:
-    print(f"\n== hook overhead: {args.hook_requests} requests per variant", flush=True)
+    print(f"\n== hook overhead: {args.hook_runs} runs of {args.hook_requests} requests per variant", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="eventlog-bench-hook-"))
     url = redis_url(args, args.hook_redis_db)
     try:
         flush_redis(url)
-        cmd = [PYTHON, "-m", "loadtest.hook", "--requests", str(args.hook_requests), "--broker", url,
-               "--spool-dir", str(tmp / "spool"), "--max-seconds", str(args.phase_timeout)]
+        cmd = [PYTHON, "-m", "loadtest.hook", "--requests", str(args.hook_requests), "--runs", str(args.hook_runs),
+               "--broker", url, "--spool-dir", str(tmp / "spool"), "--max-seconds", str(args.phase_timeout)]
         log = tmp / "hook.log"
         machine0 = machine_cpu_snapshot()
         proc = procs.start(Proc("hook", cmd, env={"PYTHONPATH": str(ROOT)}, log=log))
@@ -623,18 +623,29 @@ def print_tables(results: list[dict[str, Any]], hook: dict[str, Any] | None) -> 
         if "error" in hook:
             print(f"  FAILED: {hook['error'][:300]}")
             return
-        head = (f"{'visitor':<12} {'without p50':>12} {'with p50':>9} {'added p50':>10} {'without p99':>12} "
-                f"{'with p99':>9} {'added p99':>10}")
+        # Medians over the runs, and the spread of the added time (one run on a shared machine
+        # can be tens of microseconds off).
+        head = (f"{'visitor':<12} {'without p50':>12} {'with p50':>9} {'added p50':>10} {'(min - max)':>15} "
+                f"{'without p99':>12} {'with p99':>9} {'added p99':>10} {'(min - max)':>17}")
         print(head)
         print("-" * len(head))
         for visitor in ("returning", "first_visit"):
             s = hook[visitor]
+            p50, p99 = s.get("spread", {}).get("added_p50_us"), s.get("spread", {}).get("added_p99_us")
+            p50_range = f"({p50['min']:.1f} - {p50['max']:.1f})" if p50 else ""
+            p99_range = f"({p99['min']:.1f} - {p99['max']:.1f})" if p99 else ""
             print(f"{visitor:<12} {s['without_p50_us']:>12.1f} {s['with_p50_us']:>9.1f} {s['added_p50_us']:>10.1f} "
-                  f"{s['without_p99_us']:>12.1f} {s['with_p99_us']:>9.1f} {s['added_p99_us']:>10.1f}")
+                  f"{p50_range:>15} {s['without_p99_us']:>12.1f} {s['with_p99_us']:>9.1f} {s['added_p99_us']:>10.1f} "
+                  f"{p99_range:>17}")
         other = hook.get("machine", {}).get("other_cores")
-        print(f"({hook['requests_per_variant']} requests per variant, interleaved; events recorded and shipped by the "
-              f"hook: {hook['events_shipped']}/{hook['events_expected']}; other load on the machine meanwhile: "
-              f"{other} cores of {os.cpu_count()})")
+        per_run = hook.get("other_cores") or {}
+        spread = f" (per run {per_run['min']} - {per_run['max']})" if per_run.get("median") is not None else ""
+        runs = hook.get("runs", 1)
+        runs_text = f"medians of {runs} runs" if runs > 1 else "1 run"
+        print(f"({runs_text} of {hook['requests_per_variant']} requests per variant, interleaved, hook "
+              f"{hook.get('position', 'innermost')}; events recorded and shipped by the hook: "
+              f"{hook['events_shipped']}/{hook['events_expected']}; other load on the machine meanwhile: "
+              f"{other} cores of {os.cpu_count()}{spread})")
 
 
 def evaluate(results: list[dict[str, Any]], hook: dict[str, Any] | None) -> dict[str, Any]:
@@ -706,7 +717,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=300.0, help="paced phase: events/s (all designs)")
     parser.add_argument("--lag-seconds", type=float, help="paced phase length (default 10; quick 5)")
     parser.add_argument("--warmup-seconds", type=float, default=1.0, help="unmeasured warm-up at the paced rate")
-    parser.add_argument("--hook-requests", type=int, help="requests per hook variant (default 20000; quick 3000)")
+    parser.add_argument("--hook-requests", type=int, help="requests per hook variant and run (default 20000; "
+                        "quick 3000)")
+    parser.add_argument("--hook-runs", type=int, default=5, help="hook measurements, for the spread")
     parser.add_argument("--threads", type=int, default=4, help="load-generator threads")
     parser.add_argument("--skip-rabbit", action="store_true", help="Redis only")
     parser.add_argument("--skip-hook", action="store_true")
