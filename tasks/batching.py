@@ -68,6 +68,7 @@ class EventBatches(Batches):
             self._tref.cancel()
             self._tref = None
         handle = super().Strategy(task, app, consumer)
+        self._last_flush = monotonic()  # the outage is not the timer's silence
         if not self._buffer.empty():
             # Requests buffered before the connection dropped: write them (their acks
             # may fail on the dead channel; the broker then redelivers, a harmless duplicate).
