@@ -283,16 +283,21 @@ def limited_by(step: dict[str, Any], cpus: int | None = None) -> list[str]:
     return found
 
 
-def ladder_note(steps: list[dict[str, Any]]) -> str:
-    """One line: where the ladder stopped and why, or that every step kept up."""
+def _stop_note(steps: list[dict[str, Any]], name: str, unit: str, explain_limit: bool) -> str:
+    """One line: where a ladder stopped and why, or that every step kept up."""
     if not steps:
-        return "eventlog: no step ran"
+        return f"{name}: no step ran"
     failed = [s for s in steps if not s.get("kept_up")]
     if not failed:
-        return f"eventlog kept up at every step, up to {max(s['rate'] for s in steps):.0f} page views/s"
+        return f"{name} kept up at every step, up to {max(s['rate'] for s in steps):,.0f} {unit}"
     first = min(failed, key=lambda s: s["rate"])
-    return (f"eventlog fell behind at {first['rate']:.0f} page views/s ({'; '.join(first['reasons'])}); "
-            f"limited by: {', '.join(limited_by(first)) or 'unclear'}")
+    note = f"{name} fell behind at {first['rate']:,.0f} {unit} ({'; '.join(first['reasons'])})"
+    return f"{note}; limited by: {', '.join(limited_by(first)) or 'unclear'}" if explain_limit else note
+
+
+def ladder_note(steps: list[dict[str, Any]]) -> str:
+    """The HTTP ladder's stop, with what limited it (site, pipeline, machine)."""
+    return _stop_note(steps, "eventlog", "page views/s", explain_limit=True)
 
 
 def ladder(rates: list[float], target: float | None) -> list[tuple[float, bool]]:
@@ -336,14 +341,8 @@ def merge_handoff_outputs(outputs: list[dict[str, Any]]) -> tuple[dict[str, Any]
 
 
 def handoff_note(steps: list[dict[str, Any]]) -> str:
-    """One line for (d2): where the ladder stopped and why, or that every step kept up."""
-    if not steps:
-        return "pipeline-only: no step ran"
-    failed = [s for s in steps if not s.get("kept_up")]
-    if not failed:
-        return f"pipeline-only kept up at every step, up to {max(s['rate'] for s in steps):,.0f} events/s"
-    first = min(failed, key=lambda s: s["rate"])
-    return f"pipeline-only fell behind at {first['rate']:,.0f} events/s ({'; '.join(first['reasons'])})"
+    """The pipeline-only ladder's stop (d2)."""
+    return _stop_note(steps, "pipeline-only", "events/s", explain_limit=False)
 
 
 def handoff_sustained(steps: list[dict[str, Any]]) -> float | None:

@@ -141,17 +141,29 @@ def validate_page_view(raw: Any) -> dict[str, Any]:
     return doc
 
 
+def _dead_letter_text(raw: Any) -> str:
+    # Kept as JSON text: a hostile payload may hold keys MongoDB refuses.
+    return json.dumps(raw, default=repr, ensure_ascii=False, sort_keys=True)
+
+
+def _dead_letter_id(text: str) -> str:
+    # Derived from the payload, so a redelivered invalid event is dead-lettered once.
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def dead_letter_id(raw: Any) -> str:
+    """The ``_id`` that dead_letter gives the letter of ``raw``."""
+    return _dead_letter_id(_dead_letter_text(raw))
+
+
 def dead_letter(raw: Any, reason: str, stage: str) -> dict[str, Any]:
     """The dead_letters document for an event that cannot be stored.
 
     ``raw`` may be anything a client or a torn spool line produced.
     """
-    # Kept as JSON text: a hostile payload may hold keys MongoDB refuses.
-    text = json.dumps(raw, default=repr, ensure_ascii=False, sort_keys=True)
-    # Derived from the payload, so a redelivered invalid event is dead-lettered once.
-    letter_id = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
+    text = _dead_letter_text(raw)
     return {
-        "_id": letter_id,
+        "_id": _dead_letter_id(text),
         "reason": reason,
         "stage": stage,
         "raw": text[:MAX_DEAD_LETTER_RAW],

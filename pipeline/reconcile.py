@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from pipeline import progress
-from pipeline.events import dead_letter
+from pipeline.events import dead_letter_id
 from pipeline.store import DEAD_LETTERS, EXIT_LINK_LOGS, TUTORIAL_PROGRESS_LOGS, WEBSITE_LOGS
 
 CHUNK = 500  # ids per $in query
@@ -118,14 +118,13 @@ def _not_dead_lettered(db: Any, unverified: list[tuple[str, dict[str, Any] | Non
     if not unverified:
         return []
     # Enrich dead-letters the line as shipped (text), under a hash of it.
-    line_ids = {dead_letter(line, "", "")["_id"]: line for line, _ in unverified}
-    lettered = set(_found(db[DEAD_LETTERS], list(line_ids), {"_id": 1}))
+    letter_ids = [dead_letter_id(line) for line, _ in unverified]
+    lettered = set(_found(db[DEAD_LETTERS], letter_ids, {"_id": 1}))
     event_ids = [e.get("event_id") for _, e in unverified if e and isinstance(e.get("event_id"), str)]
     refused = {d["event_id"] for chunk in _chunks(event_ids)
                for d in db[DEAD_LETTERS].find({"event_id": {"$in": chunk}}, {"event_id": 1})}
-    return [line for line, event in unverified
-            if dead_letter(line, "", "")["_id"] not in lettered
-            and not (event and event.get("event_id") in refused)]
+    return [line for (line, event), letter_id in zip(unverified, letter_ids, strict=True)
+            if letter_id not in lettered and not (event and event.get("event_id") in refused)]
 
 
 def pipeline_has_passed(db: Any, shipped_at: datetime) -> bool:

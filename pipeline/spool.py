@@ -43,7 +43,7 @@ Publish = Callable[[list[Any]], None]
 _SEG = ".seg"
 _OFF = ".off"
 _SHIPPED = ".shipped"  # a shipped segment kept until its events are found in MongoDB
-Verify = Callable[[list[str], float], "list[str] | None"]
+Verify = Callable[[list[str], float], list[str] | None]
 
 
 _ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -82,21 +82,17 @@ class Spool:
 
     def append(self, event: dict[str, Any]) -> None:
         """Write one event durably (against process death) and return."""
-        line = _encode(event)
-        with self._lock:
-            if self._fd is None:
-                flags = os.O_CREAT | os.O_WRONLY | os.O_APPEND
-                self._fd = os.open(self._segment_path(self._seq), flags, 0o600)
-            os.write(self._fd, line)
-            self._written += len(line)
+        self._write(_encode(event))
 
     def append_line(self, line: str) -> None:
         """Spool again a line as it was shipped (the reconciler's events that never arrived)."""
+        self._write(line.rstrip("\n").encode("utf-8") + b"\n")
+
+    def _write(self, data: bytes) -> None:
         with self._lock:
             if self._fd is None:
                 flags = os.O_CREAT | os.O_WRONLY | os.O_APPEND
                 self._fd = os.open(self._segment_path(self._seq), flags, 0o600)
-            data = line.rstrip("\n").encode("utf-8") + b"\n"
             os.write(self._fd, data)
             self._written += len(data)
 
