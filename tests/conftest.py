@@ -64,7 +64,8 @@ def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if port_answers("127.0.0.1", 6379):
-        url = "redis://127.0.0.1:6379/9"
+        # A database of its own (EVENTLOG_TEST_REDIS_DB) lets two test sessions share the server.
+        url = f"redis://127.0.0.1:6379/{int(os.environ.get('EVENTLOG_TEST_REDIS_DB', '9'))}"
         redis.Redis.from_url(url).flushdb()
         yield url
         return
