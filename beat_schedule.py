@@ -37,4 +37,10 @@ BEAT_SCHEDULE: dict = {
         "kwargs": {"days": 2},
         "options": {"expires": 3000},
     },
+    # Hourly: raw events past EVENTLOG_RETENTION_DAYS go, in bounded batches (rollups stay).
+    "eventlog-retention": {
+        "task": "eventlog.rollup.retention",
+        "schedule": crontab(minute=41),
+        "options": {"expires": 3000},
+    },
 }

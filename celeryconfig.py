@@ -35,11 +35,44 @@ accept_content = ["json"]
 task_ignore_result = True
 result_backend = None
 
+# RabbitMQ queue type (EVENTLOG_QUEUE_TYPE; ignored by Redis, which has none).
+# quorum: replicated, each message fsynced by a majority before the publisher confirm,
+# and a delivery limit: a message returned EVENTLOG_DELIVERY_LIMIT times (a poison
+# message that kills its worker, a batch the store keeps refusing) goes to DEAD_QUEUE
+# instead of looping forever. A queue's type is fixed when it is declared: switching an
+# existing vhost needs its eventlog queues deleted first (deploy/README.md).
+QUEUE_TYPE = _settings.queue_type.strip().lower()
+if QUEUE_TYPE not in ("classic", "quorum"):
+    raise ValueError(f"EVENTLOG_QUEUE_TYPE={_settings.queue_type!r}: expected 'classic' or 'quorum'")
+DEAD_QUEUE = "eventlog.dead"
+STAGE_QUEUE_ARGUMENTS: dict | None = None
+if QUEUE_TYPE == "quorum":
+    STAGE_QUEUE_ARGUMENTS = {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": _settings.delivery_limit,
+        "x-dead-letter-exchange": DEAD_QUEUE,
+        "x-dead-letter-routing-key": DEAD_QUEUE,
+        # Dead-lettering confirmed by the dead-letter queue before the message leaves
+        # (the default, at-most-once, may drop it if the dead-letter queue is away).
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+# Declared by the workers (tasks/quorum.py), never consumed: what lands here waits for an
+# operator (a worker consuming it would run the poison message again).
+DEAD_LETTER_QUEUE = Queue(DEAD_QUEUE, Exchange(DEAD_QUEUE, type="direct"), routing_key=DEAD_QUEUE,
+                          queue_arguments={"x-queue-type": "quorum"} if QUEUE_TYPE == "quorum" else None)
+
 # One direct exchange per stage: without explicit exchanges Celery binds every
 # queue to the default queue's exchange and key, and a message would reach both.
 task_queues = tuple(
-    Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (ENRICH_QUEUE, STORE_QUEUE, ROLLUP_QUEUE)
+    Queue(q, Exchange(q, type="direct"), routing_key=q, queue_arguments=STAGE_QUEUE_ARGUMENTS)
+    for q in (ENRICH_QUEUE, STORE_QUEUE, ROLLUP_QUEUE)
 )
+# Quorum queues refuse a global (per-channel) prefetch; Celery then sets it per
+# consumer (5.5+). RabbitMQ applies a per-consumer limit only to consumers started
+# after it, so the store's event-sized window re-registers its consumer to widen
+# (tasks/batching.py).
+worker_detect_quorum_queues = True
 task_default_queue = ENRICH_QUEUE
 task_default_exchange = ENRICH_QUEUE
 task_default_routing_key = ENRICH_QUEUE

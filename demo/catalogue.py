@@ -6,6 +6,10 @@ pattern of exactly that length per tutorial into demo/static/demo/videos/.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+VIDEO_DIR = Path(__file__).resolve().parent / "static" / "demo" / "videos"
+
 CATALOGUE: dict[str, dict] = {
     "BASH": {
         "title": "BASH",

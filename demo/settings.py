@@ -3,10 +3,13 @@
 import os
 from pathlib import Path
 
+from demo.secret_key import secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EVENTLOG_VAR_DIR", BASE_DIR / "var"))
 
-SECRET_KEY = os.environ.get("DEMO_SECRET_KEY", "demo-only-not-secret")
+# DEMO_SECRET_KEY, else a random key made once and kept in VAR_DIR/secret-key (never one in the source).
+SECRET_KEY = secret_key(VAR_DIR)
 DEBUG = os.environ.get("DEMO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
@@ -32,7 +35,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # X-Frame-Options: DENY, so no other site can frame the login form or the dashboard.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+X_FRAME_OPTIONS = "DENY"
 
 ROOT_URLCONF = "demo.urls"
 WSGI_APPLICATION = "demo.wsgi.application"
@@ -70,15 +76,23 @@ STATIC_URL = "/static/"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# django-ratelimit (the beacon's rate limit) counts in Django's cache. The demo's
-# per-process memory cache limits per gunicorn worker; a production site should
-# point CACHES at a shared cache (Redis, Memcached) and drop these two lines.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+# The beacon's budgets and the login throttle count in Django's cache, so it must be shared by
+# every web process: `make up` points DEMO_CACHE_URL at its Redis. Without it (tests, a
+# RabbitMQ-only stack) each process counts alone in its memory cache.
+_CACHE_URL = os.environ.get("DEMO_CACHE_URL", "")
+CACHES = {"default": {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": _CACHE_URL,
+    "KEY_PREFIX": os.environ.get("DEMO_CACHE_PREFIX", "demo"),
+    # A cache that does not answer must not hold a request up (the limits then let it through).
+    "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+} if _CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SILENCED_SYSTEM_CHECKS = ["eventlog.W002"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The load generator plays a reverse proxy that sets X-Forwarded-For.
-EVENTLOG_TRUSTED_PROXIES = int(os.environ.get("EVENTLOG_TRUSTED_PROXIES", "1"))
+# The load generator plays a reverse proxy on this machine that sets X-Forwarded-For (it spreads
+# the visitors over countries): trust exactly that address, nobody else.
+EVENTLOG_TRUSTED_PROXIES = os.environ.get("EVENTLOG_TRUSTED_PROXIES", "127.0.0.1,::1")
 EVENTLOG_PROGRESS_CATALOGUE = "demo.catalogue.course_for"
 # The demo asks visitors for their position (the browser prompts; a refusal is fine).
 EVENTLOG_TRACKER_GEOLOCATION = os.environ.get("EVENTLOG_TRACKER_GEOLOCATION", "1") == "1"

@@ -26,11 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pipeline.config import safe_url
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("EVENTLOG_VAR_DIR", ROOT / "var"))
 RUN = VAR / "run"
 STATE = RUN / "stack.json"
 PYTHON = sys.executable
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+EXPLICIT_WAIT = 10.0  # seconds an explicitly configured broker or store gets to answer
 BIN = Path(PYTHON).parent
 
 
@@ -192,16 +196,57 @@ def _flower_password() -> str:
     return path.read_text().strip()
 
 
+class ServiceUnavailable(RuntimeError):
+    """A service the environment names explicitly does not answer."""
+
+
+def _explicit(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def require_answer(name: str, url: str, what: str, wait: float | None = None) -> None:
+    """Wait up to ``wait`` seconds for ``url`` to answer; ServiceUnavailable if it does not.
+
+    An operator who sets the variable means that service: starting a private one
+    instead would send the site's events somewhere nobody looks.
+    """
+    wait = EXPLICIT_WAIT if wait is None else wait
+    deadline = time.monotonic() + wait
+    while not url_answers(url):
+        if time.monotonic() >= deadline:
+            raise ServiceUnavailable(
+                f"{name}={safe_url(url)} does not answer (waited {wait:.0f} s). It is set explicitly, so "
+                f"`make up` does not start its own {what} instead: start that server, correct the URL, "
+                f"or unset {name} to use the embedded default.")
+        time.sleep(0.25)
+
+
+def require_explicit_services() -> tuple[str | None, str | None]:
+    """(broker, mongo) URLs set in the environment, each checked to answer; None where unset."""
+    broker, mongo = _explicit("EVENTLOG_BROKER_URL"), _explicit("EVENTLOG_MONGO_URL")
+    if broker:
+        require_answer("EVENTLOG_BROKER_URL", broker, "Redis")
+    if mongo:
+        require_answer("EVENTLOG_MONGO_URL", mongo, "store (nx-27017)")
+    return broker, mongo
+
+
 def up() -> dict:
-    """Start every part that does not answer yet; return the stack's description."""
+    """Start every part that does not answer yet; return the stack's description.
+
+    EVENTLOG_BROKER_URL / EVENTLOG_MONGO_URL set: that service is used, and if it does
+    not answer within EXPLICIT_WAIT seconds nothing starts (ServiceUnavailable). Unset:
+    the local Redis on 6379 if it answers, else a private one; always a private nx-27017.
+    """
     RUN.mkdir(parents=True, exist_ok=True)
     state = _load_state()
     started: dict[str, int] = dict(state.get("pids", {}))
     logs = VAR / "log"
     logs.mkdir(parents=True, exist_ok=True)
 
-    broker = os.environ.get("EVENTLOG_BROKER_URL", "redis://127.0.0.1:6379/0")
-    if not url_answers(broker):
+    explicit_broker, explicit_mongo = require_explicit_services()
+    broker = explicit_broker or DEFAULT_BROKER
+    if not explicit_broker and not url_answers(broker):
         port = state.get("redis_port") or free_port()
         proc = redis_proc(port, VAR / "redis", logs / "redis.log").start()
         wait_for_port("127.0.0.1", port, what="redis")
@@ -209,8 +254,8 @@ def up() -> dict:
         started["redis"] = proc.pid
         state["redis_port"] = port
 
-    mongo = os.environ.get("EVENTLOG_MONGO_URL", "")
-    if not mongo or not url_answers(mongo):
+    mongo = explicit_mongo
+    if not mongo:
         port = state.get("mongo_port") or free_port()
         if not port_answers("127.0.0.1", port):
             proc = nx_proc(port, VAR / "mongo", logs / "mongo.log").start()
@@ -230,8 +275,15 @@ def up() -> dict:
         "EVENTLOG_VAR_DIR": str(VAR),
         # The demo's course catalogue, for the workers' tutorial rollups.
         "EVENTLOG_PROGRESS_CATALOGUE": "demo.catalogue.course_for",
+        # The load generator, on this machine, is the demo's only proxy (X-Forwarded-For spreads
+        # its visitors over countries); any other client's header is ignored.
+        "EVENTLOG_TRUSTED_PROXIES": os.environ.get("EVENTLOG_TRUSTED_PROXIES", "127.0.0.1,::1"),
         "PYTHONPATH": str(ROOT),
     }
+    if broker.startswith("redis"):
+        # One cache for the web processes, so the beacon's budgets and the login throttle hold
+        # across gunicorn's workers (demo/settings.py; its keys are prefixed, apart from Celery's).
+        env["DEMO_CACHE_URL"] = os.environ.get("DEMO_CACHE_URL", broker)
     manage("migrate", "--noinput", env=env)
     manage("seed_demo", env=env)
 
@@ -295,7 +347,11 @@ def print_urls(state: dict) -> None:
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
     if command == "up":
-        print_urls(up())
+        try:
+            print_urls(up())
+        except ServiceUnavailable as exc:
+            print(f"eventlog stack: {exc}", file=sys.stderr)
+            return 1
     elif command == "down":
         down()
     elif command == "status":

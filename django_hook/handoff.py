@@ -60,7 +60,7 @@ def _start() -> Spool:
     from tasks.app import app
 
     app.conf.broker_url = s.broker_url
-    spool = Spool(s.spool_dir)
+    spool = Spool(s.spool_dir, max_bytes=s.spool_max_bytes)
     # raw: lines are published as written; parsing them is the worker's job.
     shipper = Shipper(spool, _publish, batch=s.ship_batch, interval_ms=s.ship_interval, raw=True,
                       verify=_verify if s.reconcile_after > 0 else None, verify_after=s.reconcile_after)
@@ -98,6 +98,7 @@ def _forget_after_fork() -> None:
                     os.close(fd)
                 except OSError:
                     pass
+        old.drops.forget_after_fork()
     _state.update(pid=None, spool=None, shipper=None)
 
 

@@ -20,9 +20,12 @@ from django.utils.http import http_date
 
 from django_hook import handoff
 from django_hook.conf import eventlog_settings
-from django_hook.request_info import client_ip, username
+from django_hook.redaction import request_route, stored_method, stored_url
+from django_hook.request_info import ANONYMOUS, campaign, check_trusted_proxies, do_not_track, recorded_ip, username
+from pipeline.config import Settings
 from pipeline.events import new_event_id
 from pipeline.redact import redact_post_data
+from pipeline.sites import site_name
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +52,13 @@ class VisitorCookie:
     is the text set_cookie would write). Morsel.output still formats the header.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, domain: str | None = None) -> None:
         self.name = name
+        self.domain = domain or None  # EVENTLOG_VISITOR_COOKIE_DOMAIN: one visitor id on every subdomain
         self.attributes: dict[str, Any] | None = None
         probe = HttpResponse()
         try:
-            probe.set_cookie(name, "", max_age=SIX_MONTHS, httponly=True, samesite="Lax")
+            probe.set_cookie(name, "", max_age=SIX_MONTHS, domain=self.domain, httponly=True, samesite="Lax")
         except CookieError:  # a bad EVENTLOG_VISITOR_COOKIE fails per request, logged, as before
             return
         self.attributes = dict(probe.cookies[name])  # validated by Morsel, once
@@ -63,7 +67,8 @@ class VisitorCookie:
         cookies = response.cookies
         # If the view set one, set_cookie keeps the attributes it does not pass itself.
         if self.attributes is None or self.name in cookies:
-            response.set_cookie(self.name, value, max_age=SIX_MONTHS, httponly=True, samesite="Lax")
+            response.set_cookie(self.name, value, max_age=SIX_MONTHS, domain=self.domain, httponly=True,
+                                samesite="Lax")
             return
         text, coded = cookies.value_encode(value)
         # What Morsel.copy() does, minus Morsel.__init__ (which fills the nine attributes with
@@ -75,11 +80,7 @@ class VisitorCookie:
         cookies[self.name] = morsel  # BaseCookie stores a Morsel as it is
 
 
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
-
-
-def _post_data(request: HttpRequest, max_bytes: int) -> dict[str, Any] | None:
+def _post_data(request: HttpRequest, s: Settings) -> dict[str, Any] | None:
     if request.method != "POST":
         return None
     content_type = request.META.get("CONTENT_TYPE", "")
@@ -90,7 +91,7 @@ def _post_data(request: HttpRequest, max_bytes: int) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 - e.g. the view consumed the raw body stream
         return {"_unreadable": True}
     files = ((name, [(f.name, f.size) for f in items]) for name, items in uploads.lists())
-    return redact_post_data(form.lists(), files, max_bytes)
+    return redact_post_data(form.lists(), files, s.post_data_max, s.post_fields_allow)
 
 
 class EventLogMiddleware:
@@ -99,7 +100,11 @@ class EventLogMiddleware:
         self.settings = eventlog_settings()
         self.skip = self.settings.skip_paths
         self.cookie = self.settings.visitor_cookie
-        self.visitor_cookie = VisitorCookie(self.cookie)
+        self.visitor_cookie = VisitorCookie(self.cookie, self.settings.visitor_cookie_domain)
+        self.sites = self.settings.sites
+        check_trusted_proxies(self.settings.trusted_proxies)  # a bad list fails at start, not per request
+        self.respect_dnt = self.settings.respect_dnt
+        self.dnt_skip = self.settings.dnt_mode == "skip"
         # Start this process's spool and shipper now, so a spool left by a dead
         # process is adopted at start and not only after the first request.
         handoff.spool()
@@ -120,30 +125,39 @@ class EventLogMiddleware:
         return response
 
     def _record(self, request: HttpRequest, response: HttpResponse, event_id: str, started: float) -> None:
-        visitor_id = request.COOKIES.get(self.cookie)
-        first_time = visitor_id is None
+        meta = request.META
+        # Do Not Track / Global Privacy Control: no IP, no user, no visitor id, no cookie
+        # (EVENTLOG_DNT_MODE=anonymous), or nothing at all (skip).
+        private = self.respect_dnt and do_not_track(meta)
+        if private and self.dnt_skip:
+            return
+        visitor_id = None if private else request.COOKIES.get(self.cookie)
+        first_time = not private and visitor_id is None
         if first_time:
             visitor_id = new_event_id()
             self.visitor_cookie.set(response, visitor_id)
-        match = getattr(request, "resolver_match", None)
-        meta = request.META
-        handoff.spool().append(
-            {
-                "event_id": event_id,
-                "source": "middleware",
-                "path_info": request.path_info[:MAX_HEADER],
-                "visited_by": username(request),
-                "user_agent": meta.get("HTTP_USER_AGENT", "")[:MAX_HEADER],
-                "ip_address": client_ip(request, self.settings.trusted_proxies),
-                "datetime": started,
-                "first_time_visit": first_time,
-                "method": request.method,
-                "referrer": meta.get("HTTP_REFERER", "")[:MAX_HEADER],
-                "page_title": "",
-                "view_args": [_plain(a) for a in match.args] if match else [],
-                "view_kwargs": {k: _plain(v) for k, v in match.kwargs.items()} if match else {},
-                "post_data": _post_data(request, self.settings.post_data_max),
-                "visitor_id": visitor_id[:64],
-                "status_code": response.status_code,
-            }
-        )
+        path_info, view_args, view_kwargs = request_route(
+            request.path_info, getattr(request, "resolver_match", None), self.settings)
+        event = {
+            "event_id": event_id,
+            "source": "middleware",
+            "path_info": path_info,
+            "visited_by": ANONYMOUS if private else username(request),
+            "user_agent": meta.get("HTTP_USER_AGENT", "")[:MAX_HEADER],
+            "ip_address": None if private else recorded_ip(request, self.settings),
+            "datetime": started,
+            "first_time_visit": first_time,
+            "method": stored_method(request),
+            "referrer": stored_url(meta.get("HTTP_REFERER", ""), self.settings),
+            "page_title": "",
+            "view_args": view_args,
+            "view_kwargs": view_kwargs,
+            "post_data": _post_data(request, self.settings),
+            "visitor_id": visitor_id[:64] if visitor_id else None,
+            "status_code": response.status_code,
+            "site": site_name(meta.get("HTTP_HOST", ""), self.sites, request.scheme),
+        }
+        if private:
+            event["dnt"] = True
+        event.update(campaign(meta.get("QUERY_STRING", "")))  # utm_* only: no other query string is kept
+        handoff.spool().append(event)

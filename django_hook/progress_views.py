@@ -16,12 +16,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.module_loading import import_string
 from django.views.decorators.http import require_http_methods
 
 from django_hook import handoff
-from django_hook.conf import eventlog_settings
+from django_hook.conf import eventlog_settings, setting_object
+from django_hook.offline.sync import package_learner, session_or_package
+from django_hook.responses import json_error
 from pipeline import progress
 from pipeline.events import InvalidEvent, check_client_timestamp, client_time
 from pipeline.store import TUTORIAL_PROGRESS_LOGS, process_client
@@ -38,18 +40,15 @@ def _collection() -> Any:
 
 def course(foss: str, language: str) -> list[dict[str, Any]] | None:
     """The site's course (EVENTLOG_PROGRESS_CATALOGUE), or None if it has no such course."""
-    path = eventlog_settings().progress_catalogue
-    if not path:
-        raise RuntimeError("EVENTLOG_PROGRESS_CATALOGUE is not set: the progress API needs the site's catalogue")
-    return import_string(path)(foss, language)
+    course_of = setting_object("EVENTLOG_PROGRESS_CATALOGUE")
+    if course_of is None:
+        raise ImproperlyConfigured("EVENTLOG_PROGRESS_CATALOGUE is not set: the progress API needs the site's "
+                                   "catalogue")
+    return course_of(foss, language)
 
 
 class BadRequest(Exception):
     pass
-
-
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -65,7 +64,7 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
-def _report_time(data: dict[str, Any]) -> datetime:
+def _report_time(data: dict[str, Any], earliest: float | None = None) -> datetime:
     """When the player made the report or mark: its clock ("ts", epoch ms) when plausible,
     never later than now.
 
@@ -80,7 +79,8 @@ def _report_time(data: dict[str, Any]) -> datetime:
     except InvalidEvent as exc:
         raise BadRequest(f"{exc} (the time it was made, in epoch milliseconds)") from None
     # Never later than its arrival: "newest wins" must not let a fast clock beat later reports.
-    return min(client_time(ts, now), datetime.fromtimestamp(now, UTC))
+    # ``earliest``: an offline package's download time, the bound of what it may report late.
+    return min(client_time(ts, now, earliest), datetime.fromtimestamp(now, UTC))
 
 
 def _tutorial(data: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +97,21 @@ def _tutorial(data: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------ pending overlay
 
 
+def _author(request: HttpRequest) -> str:
+    """Whose progress this request reads or writes: the session's user, or an offline package's learner."""
+    if getattr(request, "eventlog_package", None) is not None:
+        return request.eventlog_package.learner
+    return request.user.get_username()
+
+
+def _earliest(request: HttpRequest) -> float | None:
+    package = getattr(request, "eventlog_package", None)
+    return float(package.downloaded) if package is not None else None
+
+
 def _pending(request: HttpRequest) -> list[dict[str, Any]]:
+    if getattr(request, "eventlog_package", None) is not None:
+        return getattr(request, "eventlog_pending", [])  # a package has no session: this request's own write
     now = time.time()
     return [p for p in request.session.get(PENDING_KEY, []) if p["until"] > now]
 
@@ -120,7 +134,7 @@ def _overlay(state: dict[str, Any] | None, pending: list[dict[str, Any]], key: d
 
 def tutorial_state(request: HttpRequest, foss: str, language: str, title: str) -> dict[str, Any] | None:
     """The learner's progress on one tutorial, their unstored writes included."""
-    key = progress.progress_key(request.user.get_username(), foss, language, title)
+    key = progress.progress_key(_author(request), foss, language, title)
     doc = _collection().find_one(key, {"_id": 0})
     return _overlay(progress.from_doc(doc) if doc else None, _pending(request), key)
 
@@ -130,7 +144,7 @@ def course_state(request: HttpRequest, foss: str, language: str) -> dict[str, An
     entries = course(foss, language)
     if entries is None:
         return None
-    username = request.user.get_username()
+    username = _author(request)
     docs = {d["tutorial"]: progress.from_doc(d)
             for d in _collection().find(progress.course_filter(username, foss, language), {"_id": 0})}
     pending = _pending(request)
@@ -159,16 +173,29 @@ def _public(state: dict[str, Any] | None) -> dict[str, Any]:
 
 def _learner_only(request: HttpRequest) -> JsonResponse | None:
     request.eventlog_skip = True  # API calls are not page visits
+    if getattr(request, "eventlog_package", None) is not None:
+        if package_learner(request) is None:
+            return json_error(401, "this package was downloaded without logging in (or its learner is gone)")
+        return None
     if not request.user.is_authenticated:
-        return _error(401, "log in to see and save your progress")
+        return json_error(401, "log in to see and save your progress")
     return None
 
 
-def _hand_off(request: HttpRequest, kind: str, event: dict[str, Any]) -> None:
-    handoff.spool().append({"kind": kind, **event})
-    _remember(request, kind, event)
+def _hand_off(request: HttpRequest, kind: str, event: dict[str, Any]) -> JsonResponse | None:
+    """Spool the event; a 503 when the spool dropped it (full: the player keeps it and retries)."""
+    if not handoff.spool().append({"kind": kind, **event}):
+        response = json_error(503, "progress not accepted; retry later")
+        response["Retry-After"] = "30"
+        return response
+    if getattr(request, "eventlog_package", None) is None:
+        _remember(request, kind, event)
+    else:
+        request.eventlog_pending = [{"kind": kind, "event": event, "until": time.time()}]
+    return None
 
 
+@session_or_package
 @require_http_methods(["GET", "POST"])
 def progress_view(request: HttpRequest) -> HttpResponse:
     refused = _learner_only(request)
@@ -178,7 +205,7 @@ def progress_view(request: HttpRequest) -> HttpResponse:
         foss, language = request.GET.get("foss", ""), request.GET.get("language", "")
         result = course_state(request, foss, language)
         if result is None:
-            return _error(400, f"unknown course {foss!r} ({language!r})")
+            return json_error(400, f"unknown course {foss!r} ({language!r})")
         for row in result["tutorials"]:
             row.update({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()})
         return JsonResponse(result)
@@ -186,20 +213,23 @@ def progress_view(request: HttpRequest) -> HttpResponse:
         data = _json_body(request)
         entry = _tutorial(data)
         event = {
-            "username": request.user.get_username(),  # never from the payload
+            "username": _author(request),  # never from the payload
             "foss": data["foss"], "language": data["language"], "tutorial": entry["title"],
             "video_length": entry["length"],
             "position": data.get("position"), "minutes": data.get("minutes", []),
             "visit_id": data.get("visit_id"), "report_id": data.get("report_id"),
-            "at": _report_time(data).isoformat(),
+            "at": _report_time(data, _earliest(request)).isoformat(),
         }
         progress.validate_report(event)
     except (BadRequest, progress.InvalidReport) as exc:
-        return _error(400, str(exc))
-    _hand_off(request, "progress.report", event)
+        return json_error(400, str(exc))
+    refused = _hand_off(request, "progress.report", event)
+    if refused:
+        return refused
     return JsonResponse(_public(tutorial_state(request, event["foss"], event["language"], event["tutorial"])))
 
 
+@session_or_package
 @require_http_methods(["POST"])
 def mark_view(request: HttpRequest) -> HttpResponse:
     refused = _learner_only(request)
@@ -211,12 +241,14 @@ def mark_view(request: HttpRequest) -> HttpResponse:
         if not isinstance(data.get("completed"), bool):
             raise BadRequest("completed must be true or false")
         event = {
-            "username": request.user.get_username(),
+            "username": _author(request),
             "foss": data["foss"], "language": data["language"], "tutorial": entry["title"],
-            "completed": data["completed"], "at": _report_time(data).isoformat(),
+            "completed": data["completed"], "at": _report_time(data, _earliest(request)).isoformat(),
         }
         progress.validate_mark(event)
     except (BadRequest, progress.InvalidReport) as exc:
-        return _error(400, str(exc))
-    _hand_off(request, "progress.mark", event)
+        return json_error(400, str(exc))
+    refused = _hand_off(request, "progress.mark", event)
+    if refused:
+        return refused
     return JsonResponse(_public(tutorial_state(request, event["foss"], event["language"], event["tutorial"])))

@@ -1,24 +1,24 @@
-"""Dashboard benchmark: the dashboard (rollups) against the same figures from raw logs.
+"""Dashboard benchmark: the incremental rollups and the dashboard's reads.
 
-    python -m loadtest.dashboard_bench                    # 1,000,000 events over 30 days (~25 min)
-    python -m loadtest.dashboard_bench --events 200000    # a scaled-down run
-    python -m loadtest.dashboard_bench --quick            # a smoke run (20,000 events, ~40 s)
+    python -m loadtest.dashboard_bench                    # the full run (1,000,000 events over 30 days)
+    python -m loadtest.dashboard_bench --events 200000    # a scaled-down 30-day data set
+    python -m loadtest.dashboard_bench --quick            # a smoke run (small data sets)
 
-Steps, on a fresh nx-27017 (own port, temporary data directory) or --mongo-url:
+Steps, each on a fresh nx-27017 (own port, temporary data directory) or --mongo-url:
 
-1. generate ``--events`` enriched ``website_logs`` documents (the shape the store
-   worker writes) spread over ``--days`` days ending today, plus exit links and
-   tutorial progress, and bulk-insert them in chunks;
-2. run the rollups (``pipeline.rollups.run_rollups``, what beat runs): the first run
-   (every day), an idle run, and a run after 1000 new events;
-3. time the dashboard's data view (``dashboard/data.json`` through Django's test
-   client, in-process, as staff) and its HTML page, cold (cache cleared) and warm;
-4. time computing the same figures directly from the raw logs: (a) with the fewest
-   queries nx can run (a $group per single-field dimension over the whole
-   collection, plus one projected pass for the rest), (b) with the rollups' own
-   per-day pipelines (what a dashboard without rollups would run per request);
-   and time one pipeline of the kind nx-27017 cannot run in SQL, for scale;
-5. print a table and write ``loadtest/results/dashboard-<UTC>.json``.
+1. **cost follows the new events**: a day that already holds ``--day-small`` (30,000)
+   events, rolled up; then 1,000 new events (the last minute) and one timed run; the
+   same with a day of ``--day-large`` (300,000) events. The ratio of the two runs is
+   the point (the old engine recomputed the whole day: 9.7 s vs 113 s);
+2. **a 30-day data set** of ``--events`` generated ``website_logs`` documents (the
+   shape the store worker writes, in visits, some from campaign links), exit links and
+   tutorial progress: the first rollup (every event), an idle run, a run after 1,000
+   new events; unique visitors over the 30 days (and 7) against the exact count;
+3. the dashboard's data view (``dashboard/data.json`` through Django's test client,
+   in-process, as staff) and its HTML page, cold (cache cleared) and warm; the read
+   API alone; the live view's query;
+4. print a table, write it to ``loadtest/results/dashboard-<UTC>.txt`` and everything
+   measured to ``loadtest/results/dashboard-<UTC>.json``.
 
 The generator (:func:`generate_events` and friends) also feeds the dashboard tests
 and the screenshot in docs/.
@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -161,8 +160,21 @@ def _day_weights(days: int) -> list[float]:
     return weights
 
 
+CAMPAIGNS: list[tuple[str | None, str | None, str | None, float]] = [
+    ("newsletter", "email", "dec-2026", 4), ("youtube", "video", "python-series", 3),
+    ("twitter", "social", None, 2), ("partner-college", "referral", "fdp-2026", 1),
+]
+CAMPAIGN_SHARE = 0.1  # visits whose landing page carries utm_* parameters
+PAGE_GAP = (10, 240)  # seconds between two page views of a visit
+
+
 def generate_events(n: int, days: int = 30, seed: int = 1, end: datetime | None = None) -> Iterator[dict[str, Any]]:
-    """``n`` enriched website_logs documents over ``days`` days ending at ``end`` (default now)."""
+    """``n`` enriched website_logs documents over ``days`` days ending at ``end`` (default now).
+
+    Page views come in visits: a visitor lands (now and then from a campaign link, with
+    ``utm_*``), then views a few more pages 10 s - 4 min apart; a visitor makes about
+    six page views over the period, in one or more visits.
+    """
     rng = random.Random(seed)
     end = end or datetime.now(UTC)
     first_day = datetime(end.year, end.month, end.day, tzinfo=UTC) - timedelta(days=days - 1)
@@ -172,24 +184,42 @@ def generate_events(n: int, days: int = 30, seed: int = 1, end: datetime | None 
     agent = _Picker(AGENTS, [a[4] for a in AGENTS])
     bot = _Picker(BOTS, [b[1] for b in BOTS])
     referrer = _Picker(REFERRERS, [r[1] for r in REFERRERS])
+    campaign = _Picker(CAMPAIGNS, [c[3] for c in CAMPAIGNS])
     day_pick = _Picker(list(range(days)), _day_weights(days))
     visitors = max(50, n // 6)  # a visitor makes about six page views over the period
     hour_weights = [0.3, 0.2, 0.2, 0.2, 0.3, 0.5, 0.8, 1.1, 1.4, 1.6, 1.7, 1.7,
                     1.6, 1.6, 1.6, 1.5, 1.4, 1.3, 1.2, 1.1, 1.0, 0.8, 0.6, 0.4]
     hour = _Picker(list(range(24)), hour_weights)
-    for _ in range(n):
+    made = 0
+    while made < n:
         day = day_pick(rng)
         when = first_day + timedelta(days=day, hours=hour(rng), seconds=rng.randrange(3600))
-        if when > end:  # today's events stop at "now"
-            when = end - timedelta(seconds=rng.randrange(1, 3600))
-        yield _event(rng, when, page(rng), country(rng), agent(rng), bot(rng), referrer(rng), visitors)
+        if when > end:  # today's events stop at "now": spread over the part of today that has passed
+            today = datetime(end.year, end.month, end.day, tzinfo=UTC)
+            when = today + (end - today) * rng.random()
+        visitor = rng.randrange(visitors)
+        length = min(n - made, 1 + int(rng.expovariate(1 / 2.5)))
+        utm = campaign(rng)[:3] if rng.random() < CAMPAIGN_SHARE else None
+        is_bot = rng.random() < BOT_SHARE
+        who = (country(rng), agent(rng), bot(rng), referrer(rng))
+        for step in range(length):
+            if step:
+                when += timedelta(seconds=rng.uniform(*PAGE_GAP))
+                if when > end:
+                    break
+            doc = _event(rng, when, page(rng), *who, visitor, is_bot)
+            if step:
+                doc["first_time_visit"] = False
+                doc["referrer"] = SITE + "/"  # the visit's previous page
+            elif utm:
+                doc.update({f: v for f, v in zip(("utm_source", "utm_medium", "utm_campaign"), utm, strict=True) if v})
+            made += 1
+            yield doc
 
 
 def _event(rng: random.Random, when: datetime, page: tuple, country: tuple, agent: tuple, bot: tuple,
-           referrer: tuple, visitors: int) -> dict[str, Any]:
+           referrer: tuple, visitor: int, is_bot: bool) -> dict[str, Any]:
     path, event_name, kwargs, title, _ = page
-    is_bot = rng.random() < BOT_SHARE
-    visitor = rng.randrange(visitors)
     if is_bot:
         browser, os_family, device, device_type = bot[0], "Other", "Spider", "Bot"
         user, ref = "AnonymousUser", ""
@@ -215,6 +245,7 @@ def _event(rng: random.Random, when: datetime, page: tuple, country: tuple, agen
         "source": "middleware", "user_agent": "", "visitor_id": f"v{visitor:07d}", "is_bot": is_bot,
         "status_code": 200, "stored_at": when + timedelta(seconds=rng.uniform(0.2, 3.0)),
     }
+    doc["updated_ts"] = doc["stored_at"].timestamp()  # as the store writes it (the rollups select by it)
     if not is_bot and rng.random() < 0.6:
         doc["visit_duration"] = round(min(3600.0, rng.lognormvariate(3.6, 1.3)), 1)
     return doc
@@ -272,12 +303,18 @@ def generate_progress(seed: int = 3, now: datetime | None = None) -> list[dict[s
 
 
 def load_dataset(db: Any, events: int, days: int = 30, chunk: int = 10_000, seed: int = 1,
-                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Insert the generated data set into ``db`` in chunks (no indexes yet: faster); counts and timings."""
+                 progress: Callable[[int], None] | None = None,
+                 seen: dict[date, set[str]] | None = None) -> dict[str, Any]:
+    """Insert the generated data set into ``db`` in chunks (no indexes yet: faster); counts and timings.
+
+    ``seen``, when given, collects the human visitor ids per day (the exact answer to range uniques).
+    """
     started = time.perf_counter()
     inserted = exits = 0
     batch: list[dict[str, Any]] = []
     for doc in generate_events(events, days, seed):
+        if seen is not None and not doc["is_bot"]:
+            seen.setdefault(doc["datetime"].date(), set()).add(doc["visitor_id"])
         batch.append(doc)
         if len(batch) >= chunk:
             inserted, exits = _flush(db, batch, inserted, exits)
@@ -310,15 +347,6 @@ def ensure_indexes(db: Any) -> None:
     db.exit_link_logs.create_index("datetime")
     db.exit_link_logs.create_index("stored_at")
     progress.ensure_indexes(db.tutorial_progress_logs)
-
-
-# ---------------------------------------------------------------- proposed rollups fix (bench only)
-#
-# pipeline/rollups.py used to run six pipelines per chunk that nx-27017 cannot run
-# in SQL ($project + $concat for multi-field keys, $bucket); its Python fallback
-# copies the whole collection for each (151 s per chunk at 1M events: ~54 hours for
-# a first rollup). Those are now counted in Python (rollups._python_counts); the
-# probe below times one such pipeline for scale.
 
 
 # ---------------------------------------------------------------- measurements
@@ -361,6 +389,7 @@ def time_dashboard(client: Any, db: Any, start: date, end: date, repeat: int) ->
     from django.core.cache import cache
 
     from pipeline.rollups import read_daily, read_tutorials
+    from pipeline.rollups.read import _CACHE as read_cache
 
     query = f"start={start}&end={end}"
     results: dict[str, Any] = {}
@@ -369,12 +398,16 @@ def time_dashboard(client: Any, db: Any, start: date, end: date, repeat: int) ->
         cold, warm = [], []
         for _ in range(repeat):
             cache.clear()
+            read_cache.clear()  # the read API's own per-process cache of day documents: cold means cold
             seconds, answer = _timed(lambda u=url: client.get(u))
             assert answer.status_code == 200, answer.status_code
             cold.append(seconds)
             warm.append(_timed(lambda u=url: client.get(u))[0])
         results[name] = {"cold": _summary(cold), "warm": _summary(warm), "bytes": len(answer.content)}
-    reads = [_timed(lambda: (read_daily(db, start, end, limit=100), read_tutorials(db)))[0] for _ in range(repeat)]
+    reads = []
+    for _ in range(repeat):
+        read_cache.clear()
+        reads.append(_timed(lambda: (read_daily(db, start, end, limit=100), read_tutorials(db)))[0])
     results["read_functions"] = _summary(reads)
     figures = client.get(f"/eventlog/dashboard/data.json?{query}&limit=100").json()
     results["page_views"] = figures["kpis"]["page_views"]
@@ -382,91 +415,25 @@ def time_dashboard(client: Any, db: Any, start: date, end: date, repeat: int) ->
     return results
 
 
-def raw_per_day(db: Any, start: date, end: date, budget: float) -> dict[str, Any]:
-    """The same figures from website_logs with the rollups' own per-day pipelines (no stats_*).
-
-    Stops after ``budget`` seconds and extrapolates from the days done (reported).
-    """
-    from pipeline import rollups
-
-    started = time.perf_counter()
-    page_views = 0
-    dims: dict[str, Counter] = {}
-    done = 0
-    days = list(rollups._days_between(start, end))
-    for day in days:
-        scalars, counts = rollups.compute_day(db, day)
-        page_views += scalars["page_views"]
-        for name, counter in counts.items():
-            dims.setdefault(name, Counter()).update(counter)
-        done += 1
-        if time.perf_counter() - started > budget:
-            break
-    seconds = time.perf_counter() - started
-    return {"seconds": round(seconds, 2), "days_done": done, "days": len(days),
-            "seconds_all_days": round(seconds * len(days) / done, 2) if done else None,
-            "extrapolated": done < len(days), "page_views": page_views if done == len(days) else None}
-
-
-def raw_whole_collection(db: Any, start: date, end: date) -> dict[str, Any]:
-    """The same figures with the fewest queries nx-27017 can run: one $group per single-field
-    dimension over the whole collection (SQL; no date filter, as the range covers all data),
-    and one projected pass for what nx cannot group in SQL (per-day series, multi-field
-    dimensions, durations), read a day at a time (nx stalls on a 1M-document cursor)."""
-    from pipeline import rollups
-
-    logs = db[rollups.WEBSITE_LOGS]
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    for dim in rollups.DIMENSIONS:
-        if len(dim.parts) == 1:
-            coll = db[dim.collection]
-            seconds, _ = _timed(lambda c=coll, d=dim: list(c.aggregate(
-                [{"$match": d.match}, {"$group": {"_id": f"${d.key}", "n": {"$sum": 1}}}])))
-            timings[f"group {dim.name}"] = round(seconds, 2)
-    fields = dict.fromkeys((*rollups._COUNTED_FIELDS, "datetime", "visitor_id", "visited_by", "first_time_visit"), 1)
-    pass_started = time.perf_counter()
-    page_views = 0
-    for day in rollups._days_between(start, end):
-        first, last = rollups.day_bounds(day)
-        docs = [d for d in logs.find({"datetime": {"$gte": first, "$lt": last}}, fields) if d.get("is_bot") is not True]
-        page_views += len(docs)
-        len({d.get("visitor_id") for d in docs})  # the day's unique visitors
-        rollups._python_counts(docs)
-    timings["projected pass, a day at a time"] = round(time.perf_counter() - pass_started, 2)
-    return {"seconds": round(time.perf_counter() - started, 2), "page_views": page_views, "breakdown": timings}
-
-
-def probe_stock(db: Any, start: date, end: date) -> dict[str, Any]:
-    """One of the six stock pipelines that nx runs in its Python fallback, on one chunk of ids,
-    and what the stock first rollup would take at that rate (6 of them per chunk, per day)."""
-    from pipeline import rollups
-
-    logs = db[rollups.WEBSITE_LOGS]
-    ids = next(rollups._ids_in_day(logs, end - timedelta(days=1), rollups.ID_CHUNK), [])
-    seconds, _ = _timed(lambda: rollups._count_by(logs, ids, rollups.HUMAN, ["country", "country_code"]))
-    days = db[rollups.STATS_DAILY].find({"day": {"$gte": start.isoformat(), "$lte": end.isoformat()}})
-    chunks = sum(-(-(d.get("all_views") or 0) // rollups.ID_CHUNK) for d in days)
-    return {"slow_pipeline_seconds": round(seconds, 2), "chunk_ids": len(ids), "chunks": chunks,
-            "stock_first_rollup_seconds_estimate": round(seconds * 6 * chunks)}
-
-
 # ---------------------------------------------------------------- the run
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events of the 30-day data set")
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--quick", action="store_true", help="20,000 events, 3 repeats")
+    parser.add_argument("--day-small", type=int, default=30_000, help="events already in the day (small)")
+    parser.add_argument("--day-large", type=int, default=300_000, help="events already in the day (large)")
+    parser.add_argument("--new", type=int, default=1000, help="new events before the timed incremental run")
+    parser.add_argument("--part", choices=("all", "days", "month"), default="all",
+                        help="days: only the small/large day runs; month: only the 30-day data set")
+    parser.add_argument("--quick", action="store_true", help="small data sets, 3 repeats")
     parser.add_argument("--repeat", type=int, default=5, help="timed requests per measurement")
     parser.add_argument("--chunk", type=int, default=10_000, help="documents per insert_many")
     parser.add_argument("--mongo-url", default="", help="use this server (a fresh database) instead of nx-27017")
-    parser.add_argument("--raw-budget", type=float, default=900.0,
-                        help="seconds for the per-day raw baseline before it is extrapolated")
     args = parser.parse_args(argv)
     if args.quick:
-        args.events, args.repeat = 20_000, 3
+        args.events, args.day_small, args.day_large, args.repeat = 20_000, 3_000, 30_000, 3
     return args
 
 
@@ -476,66 +443,152 @@ def start_store(args: argparse.Namespace, tmp: Path) -> tuple[str, str, Any]:
     if args.mongo_url:
         return args.mongo_url, f"dashboard_bench_{uuid.uuid4().hex[:8]}", None
     port = free_port()
-    proc = nx_proc(port, tmp / "nx", tmp / "nx.log").start()
+    data = tmp / f"nx-{port}"
+    data.mkdir()
+    proc = nx_proc(port, data, data / "nx.log").start()
     wait_for_port("127.0.0.1", port, 60, "nx-27017")
     return f"mongodb://127.0.0.1:{port}", "logs", proc
 
 
-def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def connect(url: str) -> Any:
     import pymongo
 
+    # nx-27017 answers nothing else while it runs a long query: without long timeouts the
+    # client's monitor gives up on it and cancels the query in flight.
+    return pymongo.MongoClient(url, tz_aware=True, socketTimeoutMS=3_600_000, connectTimeoutMS=600_000,
+                               serverSelectionTimeoutMS=600_000, heartbeatFrequencyMS=600_000)
+
+
+def new_events(n: int, seed: int, now: datetime) -> list[dict[str, Any]]:
+    """``n`` page views of the last minute, stored now (what a run after a beat interval finds)."""
+    rng = random.Random(seed)
+    docs = []
+    for doc in generate_events(n, 1, seed=seed, end=now):
+        doc["datetime"] = now - timedelta(seconds=rng.uniform(1, 60))
+        doc["stored_at"] = now
+        doc["updated_ts"] = now.timestamp()
+        docs.append(doc)
+    return docs
+
+
+def timed_run(db: Any) -> dict[str, Any]:
+    from pipeline import rollups
+
+    seconds, result = _timed(lambda: rollups.run_rollups(db))
+    return {"seconds": round(seconds, 3), "events": result["events"], "buckets": result["buckets"],
+            "visits": result["visits"], "days": len(result["days"])}
+
+
+def day_scenario(args: argparse.Namespace, tmp: Path, size: int) -> dict[str, Any]:
+    """A day that holds ``size`` events (ending two minutes ago), rolled up; then ``args.new`` new ones."""
+    url, name, proc = start_store(args, tmp)
+    client = connect(url)
+    db = client[name]
+    try:
+        now = datetime.now(UTC)
+        end = now - timedelta(minutes=2)
+        started = time.perf_counter()
+        batch: list[dict[str, Any]] = []
+        for doc in generate_events(size, 1, seed=size, end=end):
+            batch.append(doc)
+            if len(batch) >= args.chunk:
+                db.website_logs.insert_many(batch, ordered=False)
+                batch = []
+        if batch:
+            db.website_logs.insert_many(batch, ordered=False)
+        ensure_indexes(db)
+        out: dict[str, Any] = {"events_in_day": size, "load_seconds": round(time.perf_counter() - started, 1)}
+        out["first_run"] = timed_run(db)
+        out["idle_run"] = timed_run(db)
+        db.website_logs.insert_many(new_events(args.new, 7, datetime.now(UTC)))
+        out["new_events"] = args.new
+        out["incremental_run"] = timed_run(db)
+        print(f"  day of {size:,}: {out}", flush=True)
+        return out
+    finally:
+        client.close()
+        if proc:
+            proc.stop(timeout=30)
+
+
+def uniques(db: Any, start: date, end: date, seen: dict[date, set[str]]) -> dict[str, Any]:
+    """Unique visitors of the range: the read API against the exact count (from the generator)."""
+    from pipeline.rollups import read_summary
+
+    exact = len(set().union(*(ids for day, ids in seen.items() if start <= day <= end)))
+    seconds, summary = _timed(lambda: read_summary(db, start, end))
+    error = 100 * (summary["unique_visitors"] - exact) / exact if exact else 0
+    return {"start": start.isoformat(), "end": end.isoformat(), "exact": exact, "rollups": summary["unique_visitors"],
+            "error_pct": round(error, 3), "estimated": not summary["uniques_exact"],
+            "visitor_days": sum(len(ids) for day, ids in seen.items() if start <= day <= end),
+            "read_summary_seconds": round(seconds, 3)}
+
+
+def time_live(db: Any, repeat: int) -> dict[str, Any] | None:
+    try:
+        from pipeline import live
+    except ImportError:
+        return None
+    samples = [_timed(lambda: live.live_figures(db))[0] for _ in range(repeat)]
+    return _summary(samples)
+
+
+def month_scenario(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from pipeline import rollups
 
     url, name, proc = start_store(args, tmp)
-    # nx-27017 answers nothing else while it runs a long query: without long timeouts the
-    # client's monitor gives up on it and cancels the query in flight.
-    client = pymongo.MongoClient(url, tz_aware=True, socketTimeoutMS=3_600_000, connectTimeoutMS=600_000,
-                                 serverSelectionTimeoutMS=600_000, heartbeatFrequencyMS=600_000)
+    client = connect(url)
     db = client[name]
     try:
-        result: dict[str, Any] = {"events_requested": args.events, "days": args.days,
-                                  "store": "nx-27017" if proc else url, "cpus": os.cpu_count()}
-        print(f"loading {args.events:,} events over {args.days} days into {result['store']} ...", flush=True)
-        result["load"] = load_dataset(db, args.events, args.days, args.chunk, progress=_progress(args.events))
+        result: dict[str, Any] = {"events_requested": args.events, "days": args.days}
+        print(f"loading {args.events:,} events over {args.days} days ...", flush=True)
+        seen: dict[date, set[str]] = {}
+        result["load"] = load_dataset(db, args.events, args.days, args.chunk, progress=_progress(args.events),
+                                      seen=seen)
         result["load"]["index_seconds"] = round(_timed(lambda: ensure_indexes(db))[0], 2)
         print(f"  {result['load']}", flush=True)
-
-        print("rollups (first run: every day) ...", flush=True)
-        seconds, summary = _timed(lambda: rollups.run_rollups(db))
-        result["rollups"] = {"first_run_seconds": round(seconds, 2), "days": len(summary["days"]),
-                             "stats_daily_dim_docs": db[rollups.STATS_DAILY_DIM].estimated_document_count()}
-        result["rollups"]["idle_run_seconds"] = round(_timed(lambda: rollups.run_rollups(db))[0], 2)
-        late = [dict(e, stored_at=datetime.now(UTC)) for e in generate_events(1000, 1, seed=77)]
-        db.website_logs.insert_many(late)
-        result["rollups"]["incremental_run_1000_new_seconds"] = round(_timed(lambda: rollups.run_rollups(db))[0], 2)
-        print(f"  {result['rollups']}", flush=True)
-
+        print("rollups: first run (every event), idle run, run after new events ...", flush=True)
+        result["first_run"] = timed_run(db)
+        result["idle_run"] = timed_run(db)
+        fresh = new_events(args.new, 78, datetime.now(UTC))
+        for doc in fresh:
+            if not doc["is_bot"]:
+                seen.setdefault(doc["datetime"].date(), set()).add(doc["visitor_id"])
+        db.website_logs.insert_many(fresh)
+        result["incremental_run"] = timed_run(db)
+        result["stats_bytes"] = {n: db.command("collstats", n).get("size") for n in (
+            rollups.STATS_BUCKETS, rollups.STATS_VISITS, rollups.STATS_HOURLY, rollups.STATS_DAILY)
+        } if not proc else None
+        print(f"  {result['first_run']} {result['idle_run']} {result['incremental_run']}", flush=True)
         end = datetime.now(UTC).date()
         start = end - timedelta(days=args.days - 1)
         result["range"] = {"start": start.isoformat(), "end": end.isoformat()}
+        print("unique visitors against the exact count ...", flush=True)
+        result["uniques"] = [uniques(db, start, end, seen), uniques(db, end - timedelta(days=6), end, seen)]
+        print(f"  {result['uniques']}", flush=True)
         print("dashboard (Django test client, in-process) ...", flush=True)
         staff = setup_django(url, name, tmp)
         result["dashboard"] = time_dashboard(staff, db, start, end, args.repeat)
-        print(f"  {result['dashboard']}", flush=True)
-
-        phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-            ("raw_whole_collection", lambda: raw_whole_collection(db, start, end)),
-            ("raw_per_day", lambda: raw_per_day(db, start, end, args.raw_budget)),
-        ]
-        phases.append(("stock_probe", lambda: probe_stock(db, start, end)))
-        for key, phase in phases:
-            print(f"{key} ...", flush=True)
-            try:
-                result[key] = phase()
-            except Exception as exc:  # noqa: BLE001 - report it and keep the other figures
-                result[key] = {"error": f"{exc.__class__.__name__}: {exc}", "seconds": None}
-            print(f"  {result[key]}", flush=True)
-        result["consistent"] = result["raw_whole_collection"].get("page_views") == result["dashboard"]["page_views"]
+        result["live"] = time_live(db, args.repeat)
+        print(f"  {result['dashboard']} live {result['live']}", flush=True)
         return result
     finally:
         client.close()
         if proc:
             proc.stop(timeout=30)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {"store": "nx-27017" if not args.mongo_url else "MongoDB", "cpus": os.cpu_count()}
+    if args.part in ("all", "days"):
+        print("1,000 new events into a small and a large day ...", flush=True)
+        result["day_small"] = day_scenario(args, tmp, args.day_small)
+        result["day_large"] = day_scenario(args, tmp, args.day_large)
+        small, large = result["day_small"]["incremental_run"], result["day_large"]["incremental_run"]
+        result["day_ratio"] = round(large["seconds"] / small["seconds"], 2) if small["seconds"] else None
+    if args.part in ("all", "month"):
+        result["month"] = month_scenario(args, tmp)
+    return result
 
 
 def _progress(total: int) -> Callable[[int], None]:
@@ -550,34 +603,56 @@ def _progress(total: int) -> Callable[[int], None]:
     return report
 
 
-def print_table(result: dict[str, Any]) -> None:
-    d, raw_all, raw_days = result["dashboard"], result["raw_whole_collection"], result["raw_per_day"]
-    rows = [
-        ("dashboard data view, cold (cache cleared)", d["data_view"]["cold"]["median_ms"] / 1000),
-        ("dashboard data view, warm (cached)", d["data_view"]["warm"]["median_ms"] / 1000),
-        ("dashboard page (HTML), cold", d["page"]["cold"]["median_ms"] / 1000),
-        ("read_daily + read_tutorials", d["read_functions"]["median_ms"] / 1000),
-        ("raw logs: whole collection, best case", raw_all["seconds"]),
-        ("raw logs: per-day pipelines" + (" (extrapolated)" if raw_days.get("extrapolated") else ""),
-         raw_days.get("seconds_all_days")),
-    ]
-    probe = result.get("stock_probe") or {}
-    if probe.get("stock_first_rollup_seconds_estimate") is not None:
-        rows.append(("stock rollups' first run (estimate, for scale)", probe["stock_first_rollup_seconds_estimate"]))
-    load, roll = result["load"], result["rollups"]
-    print()
-    print(f"{load['events']:,} events over {result['days']} days, {result['store']}")
-    print(f"insert {load['insert_seconds']} s ({load['events_per_second']:,}/s) + indexes {load['index_seconds']} s;"
-          f" first rollup {roll['first_run_seconds']} s, idle run {roll['idle_run_seconds']} s,"
-          f" 1000 new events {roll['incremental_run_1000_new_seconds']} s")
-    print(f"{'figures for ' + result['range']['start'] + ' .. ' + result['range']['end']:<48} {'seconds':>10} "
-          f"{'vs cold view':>13}")
-    base = rows[0][1] or 1e-9
-    for label, seconds in rows:
-        shown = "-" if seconds is None else f"{seconds:10.3f}"
-        ratio = "" if seconds is None else f"{seconds / base:12.0f}x"
-        print(f"{label:<48} {shown:>10} {ratio:>13}")
-    print(f"same page views from rollups and raw logs: {result['consistent']} ({d['page_views']:,})")
+def table(result: dict[str, Any]) -> str:
+    lines = [f"dashboard bench, {result['store']}, {result['cpus']} cores, started {result.get('started', '')}", ""]
+
+    def row(label: str, value: Any, note: str = "") -> None:
+        lines.append(f"| {label:<62} | {value!s:>12} | {note}")
+
+    lines.append(f"| {'measurement':<62} | {'value':>12} | note")
+    lines.append(f"|{'-' * 64}|{'-' * 14}|------")
+    if "day_small" in result:
+        _day_rows(result, row)
+    if "month" in result:
+        _month_rows(result["month"], row)
+    return "\n".join(lines)
+
+
+def _day_rows(result: dict[str, Any], row: Callable[..., None]) -> None:
+    small, large = result["day_small"], result["day_large"]
+    for name, day in (("small", small), ("large", large)):
+        run_ = day["incremental_run"]
+        row(f"run after {day['new_events']:,} new events, day of {day['events_in_day']:,} ({name})",
+            f"{run_['seconds']:.3f} s", f"{run_['events']} events read, {run_['buckets']} buckets")
+    row("  ratio large / small (target <= 1.5)", result["day_ratio"], "the old engine: 11.6")
+    row(f"  first run of the day of {small['events_in_day']:,} / {large['events_in_day']:,}",
+        f"{small['first_run']['seconds']:.1f} / {large['first_run']['seconds']:.1f} s", "")
+    row(f"  idle run, day of {small['events_in_day']:,} / {large['events_in_day']:,}",
+        f"{small['idle_run']['seconds']:.3f} / {large['idle_run']['seconds']:.3f} s", "")
+
+
+def _month_rows(month: dict[str, Any], row: Callable[..., None]) -> None:
+    d = month["dashboard"]
+    load = month["load"]
+    row(f"load {load['events']:,} events over {month['days']} days", f"{load['insert_seconds']:.0f} s",
+        f"{load['events_per_second']:,}/s")
+    row(f"first rollup of {load['events']:,} events (target <= 120 s)", f"{month['first_run']['seconds']:.1f} s",
+        "the old engine: 503 s for 1M")
+    row("idle run", f"{month['idle_run']['seconds']:.3f} s", "")
+    row(f"run after {month['incremental_run']['events']:,} events read (1,000 new)",
+        f"{month['incremental_run']['seconds']:.3f} s", "")
+    for u in month["uniques"]:
+        row(f"unique visitors {u['start']}..{u['end']}: rollups vs exact",
+            f"{u['rollups']:,} / {u['exact']:,}", f"error {u['error_pct']:+.2f} %"
+            + (" (HyperLogLog)" if u["estimated"] else " (exact sets)") + f"; sum of daily: {u['visitor_days']:,}")
+    row("dashboard data view, 30 days, cold (target <= 0.5 s)", f"{d['data_view']['cold']['median_ms'] / 1000:.3f} s",
+        "median")
+    row("dashboard data view, 30 days, warm", f"{d['data_view']['warm']['median_ms'] / 1000:.3f} s", "")
+    row("dashboard HTML page, cold / warm", f"{d['page']['cold']['median_ms'] / 1000:.3f} / "
+        f"{d['page']['warm']['median_ms'] / 1000:.3f} s", "")
+    row("read_daily + read_tutorials", f"{d['read_functions']['median_ms'] / 1000:.3f} s", "")
+    if month.get("live"):
+        row("live view query (pipeline.live.live_figures)", f"{month['live']['median_ms'] / 1000:.3f} s", "median")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -587,11 +662,14 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args, Path(tmp))
     result["started"] = started.isoformat()
     result["seconds_total"] = round((datetime.now(UTC) - started).total_seconds(), 1)
-    print_table(result)
+    text = table(result)
+    print()
+    print(text)
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"dashboard-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(result, indent=2, default=str))
-    print(f"results: {path.relative_to(RESULTS.parent.parent)}")
+    stem = f"dashboard-{started.strftime('%Y%m%dT%H%M%SZ')}"
+    (RESULTS / f"{stem}.txt").write_text(text + "\n")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str))
+    print(f"results: loadtest/results/{stem}.txt (.json)")
     return 0
 
 

@@ -27,14 +27,13 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from deploy.stack import ROOT, geolite_city_db
+from deploy.stack import geolite_city_db
 from loadtest.agents import ip_pool
 from loadtest.common import GEOIP_TEST_DB, new_event_id, percentile, round_or_none
 from loadtest.site_load import Mix, View, goodbye_events, pageview_event
 from loadtest.tracker_beacons import TrackedPage
 from loadtest.traffic import BOT_PROBES, STALE_PATHS
 
-VALIDATOR = ROOT / "deploy" / "website_logs.validator.json"
 NOMINAL_RATE = 100.0  # page views/s: spaces the beacons' arrival between the page views' inserts
 TITLE = "Tutorials | eventlog demo"
 EXTERNAL_LINKS = ("https://www.gnu.org/software/bash/", "https://creativecommons.org/licenses/by-sa/4.0/")
@@ -104,7 +103,7 @@ def fresh_store(url: str, db: str) -> Any:
     store = EventStore(url, db)
     store.client.drop_database(db)
     store.ensure_indexes()
-    store.apply_validator(load_validator(VALIDATOR))
+    store.apply_validator(load_validator())
     return store
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import threading
@@ -45,6 +46,7 @@ from pymongo.errors import PyMongoError
 from demo.catalogue import CATALOGUE, slug
 from deploy.stack import STATE, geolite_city_db, print_urls
 from loadtest.agents import Country, IpPool, human_user_agent, ip_pool, pick_bot
+from loadtest.learners import Learning, ProgressLog, ProgressStored, summary_lines, wait_for_progress
 from loadtest.tracker_beacons import JS_SHARE, BeaconStats, TrackedPage, Tracker, read_page
 from pipeline.config import load_settings
 from pipeline.store import DEAD_LETTERS, EXIT_LINK_LOGS, WEBSITE_LOGS, connect
@@ -74,6 +76,17 @@ EXTERNAL_REFERRERS: tuple[tuple[str, float], ...] = (
     ("https://t.co/", 3),
     ("https://github.com/", 2),
     ("https://www.reddit.com/", 2),
+)
+
+# Campaign links (utm_source, utm_medium, utm_campaign on the landing page), with the referrer
+# they arrive with (email clients send none); CAMPAIGN_SHARE of visits come through one.
+CAMPAIGN_SHARE = 0.12
+CAMPAIGNS: tuple[tuple[dict[str, str], str, float], ...] = (
+    ({"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "december-courses"}, "", 40),
+    ({"utm_source": "facebook", "utm_medium": "social", "utm_campaign": "bash-week"},
+     "https://www.facebook.com/", 25),
+    ({"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "python-beginners"}, "https://www.google.com/", 20),
+    ({"utm_source": "partner-college"}, "https://github.com/", 15),  # a link with the source only
 )
 
 # Old links from other sites and typos; all answer 404 (or 301 for the missing slash).
@@ -289,10 +302,12 @@ NO_REFERRER = ""
 class Site:
     """The demo site as seen by visitors: one call is one click."""
 
-    def __init__(self, base_url: str, stats: Stats, target: int, deadline: float, tracker: Tracker) -> None:
+    def __init__(self, base_url: str, stats: Stats, target: int, deadline: float, tracker: Tracker,
+                 learning: Learning | None = None) -> None:
         self.base_url = base_url
         self.stats = stats
         self.tracker = tracker
+        self.learning = learning  # logged-in learners play the videos of watch pages
         self.target = target
         self.deadline = deadline
         self.interrupted = threading.Event()
@@ -437,6 +452,12 @@ def journey_length(rng: random.Random) -> int:
     return min(15, 1 + int(math.log(1 - rng.random()) / math.log(0.72)))
 
 
+def campaign_link(path: str, rng: random.Random) -> tuple[str, str]:
+    """``path`` as a campaign's link lands on it (utm_* added to its query), and that link's referrer."""
+    params, referrer, _weight = rng.choices(CAMPAIGNS, weights=[c[2] for c in CAMPAIGNS])[0]
+    return path + ("&" if "?" in path else "?") + urlencode(params), referrer
+
+
 def send_feedback(site: Site, visitor: Visitor, rng: random.Random) -> None:
     """Most visitors on the feedback page fill it in: POST -> 302 -> thank-you page."""
     if rng.random() < 0.7:
@@ -449,7 +470,10 @@ def human_visit(site: Site, visitor: Visitor, rng: random.Random) -> None:
     first_ever = not visitor.session.cookies
     place = move(None, visitor, rng)
     referrer = _weighted(rng, dict(EXTERNAL_REFERRERS))
-    site.go(visitor, place.path(rng), referrer=referrer)
+    landing = place.path(rng)
+    if rng.random() < CAMPAIGN_SHARE:
+        landing, referrer = campaign_link(landing, rng)
+    site.go(visitor, landing, referrer=referrer)
     if first_ever:
         site.go(visitor, "/favicon.ico", page=False)  # skipped by the middleware: not an event
     if visitor.username and not visitor.logged_in and not site.done():
@@ -461,9 +485,22 @@ def human_visit(site: Site, visitor: Visitor, rng: random.Random) -> None:
         if place.kind == "feedback":
             send_feedback(site, visitor, rng)
         place = move(place, visitor, rng)
-        site.go(visitor, place.path(rng))
+        response = site.go(visitor, place.path(rng))
+        if place.kind == "watch" and visitor.logged_in:
+            play_video(site, visitor, place, response, rng)
     if visitor.logged_in and rng.random() < LOGOUT_SHARE and not site.done():
         log_out(site, visitor)
+
+
+def play_video(site: Site, visitor: Visitor, place: Place, response: requests.Response | None,
+               rng: random.Random) -> None:
+    """A learner on a watch page plays (some of) the video, as demo/static/demo/player.js reports it."""
+    if site.learning is None or response is None or response.status_code != 200 or not visitor.username:
+        return
+    course = CATALOGUE[place.foss]
+    tutorial = {"foss": place.foss, "language": place.language, "title": course["tutorials"][place.index],
+                "length": course["lengths"][place.index]}
+    site.learning.watch(visitor.session, response.text, visitor.username, tutorial, rng)
 
 
 def crawl_paths(rng: random.Random) -> Iterator[str]:
@@ -680,12 +717,15 @@ def fmt_ms(value: float | None) -> str:
 def health_line(base_url: str) -> str:
     """One line from the health endpoint (a skipped path: it records no event)."""
     try:
-        response = requests.get(f"{base_url}/eventlog/health/", timeout=10)
+        # Anonymous callers get the status word only; with the site's token, the figures too.
+        token = os.environ.get("EVENTLOG_HEALTH_TOKEN", "")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = requests.get(f"{base_url}/eventlog/health/", headers=headers, timeout=10)
         body = response.json()
     except (requests.RequestException, ValueError) as exc:
         return f"unavailable ({type(exc).__name__})"
-    parts = [f"HTTP {response.status_code}"] + [f"{k} {body[k]}" for k in ("broker", "store", "queues", "spool")
-                                                  if k in body]
+    shown = ("status", "broker", "store", "queues", "spool")
+    parts = [f"HTTP {response.status_code}"] + [f"{k} {body[k]}" for k in shown if k in body]
     return ", ".join(parts)
 
 
@@ -699,6 +739,8 @@ class Run:
     stored: Stored
     beacons: BeaconStats
     tracked: TrackerStored
+    learning: ProgressLog | None = None
+    learned: ProgressStored | None = None
 
 
 def print_traffic(run: Run) -> None:
@@ -773,6 +815,8 @@ def summarise(run: Run, db: Database, base_url: str, state: dict[str, Any]) -> N
     print_traffic(run)
     print_storage(run, db, lags)
     print_tracker(run)
+    if run.learning is not None and run.learned is not None:
+        print("\n" + "\n".join(summary_lines(run.learning, run.learned)))
     print_breakdowns(run, db, ids)
     print(f"\nhealth           {health_line(base_url)}\n")
     print_urls(state)
@@ -825,7 +869,9 @@ def main(argv: list[str] | None = None) -> int:
     start, began = run_start(), time.monotonic()
     beacons = BeaconStats()
     tracker = Tracker(base_url, beacons, args.seed)
-    site = Site(base_url, stats, args.visits, time.monotonic() + args.max_seconds, tracker)
+    learning = ProgressLog()
+    site = Site(base_url, stats, args.visits, time.monotonic() + args.max_seconds, tracker,
+                Learning(base_url, learning))
     print(f"driving {args.visits} page visits at {base_url} with {args.concurrency} threads", file=sys.stderr)
     try:
         seconds = drive(site, Crowd(ips), args.concurrency, args.seed)
@@ -837,8 +883,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: only {stats.sent} of {args.visits} visits sent ({why})", file=sys.stderr)
         stored = wait_for_storage(db, start, stats.sent, args.timeout)
         tracked = wait_for_tracker(db, start, beacons, max(10.0, args.timeout - stored.waited))
-        summarise(Run(start, args.visits, args.concurrency, seconds, stats, stored, beacons, tracked),
-                  db, base_url, state)
+        learned = wait_for_progress(db, learning, max(10.0, args.timeout - stored.waited - tracked.waited))
+        summarise(Run(start, args.visits, args.concurrency, seconds, stats, stored, beacons, tracked,
+                      learning, learned), db, base_url, state)
     finally:
         client.close()
     print(f"\nrun time         {time.monotonic() - began:.1f} s (traffic {seconds:.1f} s, "
@@ -850,6 +897,10 @@ def main(argv: list[str] | None = None) -> int:
     if not tracked.complete:
         print("\nFAILED: not every accepted tracker event reached MongoDB (see 'merged' and 'exit links')",
               file=sys.stderr)
+        return 1
+    if not learned.complete:
+        print("\nFAILED: not every accepted progress report or mark reached tutorial_progress_logs "
+              "(see 'progress stored')", file=sys.stderr)
         return 1
     return 0
 

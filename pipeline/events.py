@@ -20,6 +20,8 @@ MAX_URL = 2048
 MAX_TEXT = 1024
 MAX_ARGS = 32
 MAX_DEAD_LETTER_RAW = 16_384
+MAX_METHOD = 16
+TRUNCATED = "…"  # ends a value the hook cut to its field's limit, so the cut is visible
 Scalar = str | int | float | bool | None
 
 # Page view fields only the tracker knows; a middleware record never overwrites them.
@@ -42,6 +44,15 @@ def new_event_id() -> str:
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return raw.hex()
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text``, or when it is longer than ``limit`` its first ``limit - 1`` characters and TRUNCATED.
+
+    The hook cuts what a visitor controls (URL arguments, the method) to the limits below, so
+    an over-long but valid request is stored, marked, instead of becoming a dead letter.
+    """
+    return text if len(text) <= limit else text[: limit - 1] + TRUNCATED
 
 
 def safe_key(key: str) -> str:
@@ -78,7 +89,7 @@ class PageView(BaseModel):
     ip_address: str | None = None
     datetime: float = Field(gt=0)  # epoch seconds, UTC, taken by the hook
     first_time_visit: bool = False
-    method: str = Field(default="GET", max_length=16)
+    method: str = Field(default="GET", max_length=MAX_METHOD)
     referrer: str = Field(default="", max_length=MAX_URL)
     page_title: str = Field(default="", max_length=MAX_TEXT)
     view_args: list[Scalar] = Field(default_factory=list, max_length=MAX_ARGS)
@@ -86,6 +97,12 @@ class PageView(BaseModel):
     post_data: dict[str, Any] | None = None
     visitor_id: str | None = Field(default=None, max_length=64)
     status_code: int | None = Field(default=None, ge=100, le=599)
+    dnt: bool = False  # the browser sent Do Not Track / GPC: recorded without IP, user or visitor id
+    site: str | None = Field(default=None, max_length=255)  # pipeline/sites.py
+    # The landing page's campaign (the hook keeps these query parameters only): rollup dimensions.
+    utm_source: str | None = Field(default=None, max_length=MAX_TEXT)
+    utm_medium: str | None = Field(default=None, max_length=MAX_TEXT)
+    utm_campaign: str | None = Field(default=None, max_length=MAX_TEXT)
 
     @field_validator("ip_address")
     @classmethod
@@ -141,9 +158,21 @@ def validate_page_view(raw: Any) -> dict[str, Any]:
     return doc
 
 
+DATETIME_TAG = "$datetime"  # how a dead letter's text keeps a datetime (a store write's), to replay it
+
+
+def _letter_value(value: Any) -> Any:
+    # A store-stage letter holds an enriched write, whose times are datetimes: tagged, so that
+    # `eventlog dead-letters replay` rebuilds the very write (pipeline.deadletters). Validated
+    # writes have no "$" keys, so the tag cannot clash with data.
+    if isinstance(value, datetime):
+        return {DATETIME_TAG: value.isoformat()}
+    return repr(value)
+
+
 def _dead_letter_text(raw: Any) -> str:
     # Kept as JSON text: a hostile payload may hold keys MongoDB refuses.
-    return json.dumps(raw, default=repr, ensure_ascii=False, sort_keys=True)
+    return json.dumps(raw, default=_letter_value, ensure_ascii=False, sort_keys=True)
 
 
 def _dead_letter_id(text: str) -> str:
@@ -283,21 +312,31 @@ class TrackedEvent(BeaconEvent):
     model_config = ConfigDict(extra="ignore", strict=False, str_max_length=MAX_URL)
 
     kind: Literal["js.pageview", "js.visit_end", "js.exit", "js.location"]  # type: ignore[assignment]
-    source: Literal["js"] = "js"
+    source: Literal["js", "offline"] = "js"  # "offline": synced from a downloaded package
     visited_by: str = Field(min_length=1, max_length=150)
     ip_address: str | None = None
     user_agent: str = Field(default="", max_length=MAX_URL)
     visitor_id: str | None = Field(default=None, max_length=64)
     first_time_visit: bool = False
     received: float = Field(gt=0)
+    site: str | None = Field(default=None, max_length=255)
+    package_id: str | None = Field(default=None, max_length=64)  # the offline package that recorded it
+    # Offline events: when their package was downloaded. An event may be much older than
+    # MAX_CLIENT_PAST (a learner offline for months), but never older than its package.
+    earliest: float | None = Field(default=None, gt=0)
 
     _ip = field_validator("ip_address")(PageView._ip.__func__)
 
 
-def client_time(ts_ms: float, received: float) -> datetime:
-    """The event's time: the client's clock unless it is implausible."""
+def client_time(ts_ms: float, received: float, earliest: float | None = None) -> datetime:
+    """The event's time: the client's clock unless it is implausible.
+
+    ``earliest`` (epoch seconds, e.g. when an offline package was downloaded) replaces the
+    usual MAX_CLIENT_PAST bound: such events are recorded long before they arrive.
+    """
     client = ts_ms / 1000.0
-    if received - MAX_CLIENT_PAST <= client <= received + MAX_CLIENT_FUTURE:
+    oldest = received - MAX_CLIENT_PAST if earliest is None else earliest - MAX_CLIENT_FUTURE
+    if oldest <= client <= received + MAX_CLIENT_FUTURE:
         return datetime.fromtimestamp(client, tz=UTC)
     return datetime.fromtimestamp(received, tz=UTC)
 
@@ -320,5 +359,5 @@ def validate_tracked(raw: Any) -> dict[str, Any]:
     except ValidationError as exc:
         raise InvalidEvent(_reason(exc)) from None
     doc = event.model_dump()
-    doc["datetime"] = client_time(event.ts, event.received)
+    doc["datetime"] = client_time(event.ts, event.received, event.earliest)
     return doc

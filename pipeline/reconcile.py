@@ -69,7 +69,7 @@ def _page_view_stored(event: dict[str, Any], views: dict[Any, dict[str, Any]]) -
         except (KeyError, TypeError, ValueError):
             return True  # not a valid event: enrich dead-letters it (checked below)
         return (doc.get("visit_duration") or 0) >= wanted
-    return "js" in sources
+    return event.get("source", "js") in sources  # "offline" for a synced package's events
 
 
 def _progress_stored(collection: Any, event: dict[str, Any]) -> bool:
@@ -89,6 +89,14 @@ def _progress_stored(collection: Any, event: dict[str, Any]) -> bool:
 
 def missing_lines(db: Any, lines: list[str]) -> list[str]:
     """The spool lines whose event is neither stored nor dead-lettered."""
+    return _not_dead_lettered(db, unstored(db, lines))
+
+
+def unstored(db: Any, lines: list[str]) -> list[tuple[str, dict[str, Any] | None]]:
+    """The spool lines whose event is not stored (dead letters aside), each with its parsed event.
+
+    Also what `eventlog dead-letters replay` asks of a replayed letter (pipeline.deadletters).
+    """
     events = [_parse(line) for line in lines]
     view_ids = [e.get("page_view_id") if e.get("kind") else e.get("event_id")
                 for e in events if e and (e.get("kind") is None or str(e.get("kind")).startswith("js."))
@@ -111,7 +119,7 @@ def missing_lines(db: Any, lines: list[str]) -> list[str]:
             stored = _page_view_stored(event, views)
         if not stored:
             unverified.append((line, event))
-    return _not_dead_lettered(db, unverified)
+    return unverified
 
 
 def _not_dead_lettered(db: Any, unverified: list[tuple[str, dict[str, Any] | None]]) -> list[str]:

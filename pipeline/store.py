@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ WEBSITE_LOGS = "website_logs"
 EXIT_LINK_LOGS = "exit_link_logs"
 TUTORIAL_PROGRESS_LOGS = "tutorial_progress_logs"
 DEAD_LETTERS = "dead_letters"
+VALIDATOR_FILE = "website_logs.validator.json"  # package data of pipeline
 
 # Fields of a page view that a middleware record never overwrites.
 TRACKER_OWNED = (*TRACKER_FIELDS, "visit_duration", "sources")
@@ -287,7 +289,7 @@ class EventStore:
 def _merge_update(merge: dict[str, Any], stored_at: datetime) -> dict[str, Any]:
     update: dict[str, Any] = {
         "$setOnInsert": dict(merge["set_on_insert"], stored_at=stored_at),  # a date: insert keeps it
-        "$addToSet": {"sources": "js"},
+        "$addToSet": {"sources": merge.get("source", "js")},
     }
     merge["set"] = dict(merge["set"], updated_ts=stored_at.timestamp())
     if merge["set"]:
@@ -297,6 +299,10 @@ def _merge_update(merge: dict[str, Any], stored_at: datetime) -> dict[str, Any]:
     return update
 
 
-def load_validator(path: str | Path) -> dict[str, Any]:
-    """The validator document kept in deploy/ (JSON)."""
-    return json.loads(Path(path).read_text())
+def load_validator(path: str | Path | None = None) -> dict[str, Any]:
+    """The website_logs $jsonSchema validator (JSON): by default the one shipped as package data
+    (pipeline/website_logs.validator.json, read through importlib.resources so an installed
+    wheel finds it too)."""
+    if path is None:
+        return json.loads((resources.files("pipeline") / VALIDATOR_FILE).read_text(encoding="utf-8"))
+    return json.loads(Path(path).read_text(encoding="utf-8"))

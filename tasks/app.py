@@ -9,7 +9,11 @@ of import time per web process).
 
 from celery import Celery
 
-TASK_MODULES = ["tasks.enrich", "tasks.store", "tasks.rollups", "tasks.worker_setup"]
+from tasks import quorum
+
+TASK_MODULES = ["tasks.enrich", "tasks.store", "tasks.rollups", "tasks.retention", "tasks.worker_setup"]
 
 app = Celery("eventlog", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+# Workers declare eventlog.dead, where quorum queues dead-letter (tasks/quorum.py).
+quorum.install(app)

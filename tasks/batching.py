@@ -17,6 +17,10 @@ it does are wrong for eventlog, and this subclass changes exactly those:
 3. It acknowledges a batch even when the task raised. Here the batch is
    acknowledged only when the task returned a result; a task that raised (or a pool
    process that died) sends its messages back to the queue.
+
+On RabbitMQ quorum queues the prefetch is per consumer and RabbitMQ applies a new one
+only to consumers registered after it, so there a resized window also re-registers the
+store queue's consumer (``_consume_again``).
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from collections.abc import Collection
 from time import monotonic
 from typing import Any
 
+from celery.utils.quorum_queues import detect_quorum_queues
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
+from celeryconfig import STORE_QUEUE
 from pipeline.prefetch import PrefetchWindow
 from tasks.headers import EVENT_COUNT_HEADER
 
@@ -36,6 +42,14 @@ log = logging.getLogger(__name__)
 
 # A flush timer that has not fired for this many intervals is taken as dead.
 SILENT_TIMER_INTERVALS = 3
+
+
+def per_consumer_qos(consumer: Any) -> bool:
+    """True where Celery sets the prefetch per consumer (quorum queues on RabbitMQ refuse a
+    per-channel one). RabbitMQ applies such a limit only to consumers started after it."""
+    app = consumer.app
+    return bool(app.conf.worker_detect_quorum_queues) and detect_quorum_queues(
+        app, consumer.connection.transport.driver_type)[0]
 
 
 def events_in(message: Any) -> int:
@@ -57,6 +71,8 @@ class EventBatches(Batches):
         self._events_buffered = 0
         self._last_flush = monotonic()
         self._window: PrefetchWindow | None = None
+        self._reconsume = False  # per-consumer QoS: a new limit needs a new consumer
+        self._reconsume_due = False
 
     # ------------------------------------------------------------ consumer side
 
@@ -76,6 +92,8 @@ class EventBatches(Batches):
         concurrency = max(1, getattr(consumer.pool, "num_processes", None) or 1)
         # Room for a batch being written by every pool process and one more filling.
         self._window = PrefetchWindow(self.batch_size * (concurrency + 1), consumer.initial_prefetch_count)
+        self._reconsume = per_consumer_qos(consumer)
+        self._reconsume_due = False
 
         def on_message(message, body, ack, reject, callbacks, **kw):  # noqa: ANN001, ANN202
             events = events_in(message)
@@ -106,6 +124,28 @@ class EventBatches(Batches):
             else:
                 qos.decrement_eventually(-change)
             qos.update()
+            if self._reconsume and not self._reconsume_due:
+                # Not from inside this message's handler: cancelling waits for the broker,
+                # and deliveries arriving meanwhile run handlers of their own.
+                self._reconsume_due = True
+                consumer.timer.call_after(0, self._consume_again, (consumer,))
+
+    def _consume_again(self, consumer: Any) -> None:
+        """Register the store queue's consumer again so the broker applies the new prefetch.
+
+        Messages the old consumer holds stay unacknowledged on the channel and are
+        acknowledged as usual; while the window shrinks the two consumers' windows add up
+        for a moment (at most one old window on top).
+        """
+        self._reconsume_due = False
+        task_consumer = getattr(consumer, "task_consumer", None)
+        queue = next((q for q in getattr(task_consumer, "queues", ()) if q.name == STORE_QUEUE), None)
+        if queue is None:
+            return
+        task_consumer.cancel_by_queue(STORE_QUEUE)
+        task_consumer.add_queue(queue)
+        task_consumer.consume()
+        log.info("eventlog: store consumer registered again with a prefetch of %d messages", consumer.qos.value)
 
     def _rearm_silent_timer(self, consumer: Any) -> None:
         log.warning("eventlog: the store's flush timer has not fired for %.0f s with %d events buffered; "

@@ -10,6 +10,7 @@ from kombu.exceptions import OperationalError
 
 from celeryconfig import ENRICH_TASK
 from pipeline.enrich import enrich_events
+from pipeline.retention import expired_before
 from tasks.app import app
 from tasks.headers import EVENT_COUNT_HEADER, PUBLISHED_HEADER
 from tasks.resources import geo_locator, settings
@@ -43,6 +44,8 @@ def enrich_batch(raw_events: list[Any]) -> int:
     """Enrich a micro-batch from the shipper; returns the number of events forwarded."""
     if not isinstance(raw_events, list):
         raw_events = [raw_events]
-    docs, dead = enrich_events(raw_events, geo_locator(), settings().anonymize_ip)
+    s = settings()
+    docs, dead = enrich_events(raw_events, geo_locator(), s.anonymize_ip, s.coordinate_precision,
+                               expired_before(s.retention_days))
     _forward(docs, dead)
     return len(docs)

@@ -9,7 +9,9 @@ operator sees a stage falling behind before users do. Ages come from the
   hash, indexed by delivery time, so a store worker sitting on a batch shows too.
 - RabbitMQ: the oldest ready message is fetched and requeued at once (basic.get +
   basic.reject; the broker puts it back in place). Messages a worker holds are not
-  visible over AMQP; their age shows in the store's own lag instead.
+  visible over AMQP; their age shows in the store's own lag instead. Not on quorum
+  queues: there every return counts toward the delivery limit, so a monitor polling
+  health would push a waiting message into eventlog.dead; the age is then unknown.
 """
 
 from __future__ import annotations
@@ -18,19 +20,23 @@ import json
 import time
 from typing import Any
 
+import pymongo
 from amqp.exceptions import ChannelError
 from pymongo.errors import PyMongoError
 
-from celeryconfig import ENRICH_QUEUE, STORE_QUEUE
+from celeryconfig import ENRICH_QUEUE, QUEUE_TYPE, STORE_QUEUE
 from pipeline.config import Settings
 from pipeline.spool import spool_size
-from pipeline.store import DEAD_LETTERS, WEBSITE_LOGS, connect
-from tasks.app import app
+from pipeline.store import DEAD_LETTERS, WEBSITE_LOGS, process_client
+from tasks.broker_probe import PROBE_TIMEOUT, probe
 from tasks.headers import PUBLISHED_HEADER
 from tasks.resources import settings
 
 STAGES = (ENRICH_QUEUE, STORE_QUEUE)
 UNACKED_SCAN = 50  # oldest unacknowledged Redis deliveries looked at per check
+# Seconds for the store's three reads together: an unreachable store answers within this, and
+# counting a large collection on a slow server still fits.
+STORE_TIMEOUT = 2 * PROBE_TIMEOUT
 
 
 def _age(published: Any, now: float) -> float | None:
@@ -76,7 +82,7 @@ def _amqp_stage(conn: Any, queue: str, now: float) -> dict[str, Any]:
     try:
         depth = channel.queue_declare(queue, passive=True).message_count
         age = None
-        if depth:
+        if depth and QUEUE_TYPE != "quorum":
             message = channel.basic_get(queue, no_ack=False)
             if message is not None:
                 age = _age((message.headers or {}).get(PUBLISHED_HEADER), now)
@@ -91,36 +97,45 @@ def _amqp_stage(conn: Any, queue: str, now: float) -> dict[str, Any]:
             pass
 
 
-def stage_figures() -> dict[str, dict[str, Any]] | None:
-    """Per queue: messages waiting, messages held unacknowledged by workers (Redis: of the
-    oldest UNACKED_SCAN deliveries), age of the oldest of either; None if no broker."""
+def _read_stages(conn: Any) -> dict[str, dict[str, Any]]:
     now = time.time()
+    if conn.transport.driver_type == "redis":
+        return _redis_stages(conn.default_channel, now)
+    return {queue: _amqp_stage(conn, queue, now) for queue in STAGES}
+
+
+def stage_figures(s: Settings | None = None) -> dict[str, dict[str, Any]] | None:
+    """Per queue: messages waiting, messages held unacknowledged by workers (Redis: of the
+    oldest UNACKED_SCAN deliveries), age of the oldest of either; None if no broker.
+
+    Read through this process's shared broker connection (tasks.broker_probe), short timeouts.
+    """
     try:
-        with app.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-            if conn.transport.driver_type == "redis":
-                return _redis_stages(conn.default_channel, now)
-            return {queue: _amqp_stage(conn, queue, now) for queue in STAGES}
+        return probe.run((s or settings()).broker_url, _read_stages)
     except Exception:  # noqa: BLE001 - any broker failure means "not healthy"
         return None
 
 
 def store_figures(s: Settings) -> dict[str, Any] | None:
-    """Stored and dead-lettered counts and the lag of the newest stored event."""
-    client = connect(s.mongo_url, timeout_ms=2000)
+    """Stored and dead-lettered counts and the lag of the newest stored event.
+
+    Through the process's MongoDB client, all of it within STORE_TIMEOUT (pymongo.timeout
+    bounds server selection too), so an unreachable store answers fast."""
     try:
-        db = client[s.mongo_db]
-        newest = db[WEBSITE_LOGS].find_one({}, {"datetime": 1, "stored_at": 1}, sort=[("stored_at", -1)])
-        lag = (newest["stored_at"] - newest["datetime"]).total_seconds() if newest else None
-        return {
-            "events": db[WEBSITE_LOGS].estimated_document_count(),
-            "dead_letters": db[DEAD_LETTERS].count_documents({}),
-            "last_lag_seconds": lag,
-        }
+        with pymongo.timeout(STORE_TIMEOUT):
+            return _store_counts(process_client(s.mongo_url)[s.mongo_db])
     except PyMongoError:
         return None
-    finally:
-        client.close()
+
+
+def _store_counts(db: Any) -> dict[str, Any]:
+    newest = db[WEBSITE_LOGS].find_one({}, {"datetime": 1, "stored_at": 1}, sort=[("stored_at", -1)])
+    lag = (newest["stored_at"] - newest["datetime"]).total_seconds() if newest else None
+    return {
+        "events": db[WEBSITE_LOGS].estimated_document_count(),
+        "dead_letters": db[DEAD_LETTERS].count_documents({}),
+        "last_lag_seconds": lag,
+    }
 
 
 def health(s: Settings | None = None) -> tuple[bool, dict[str, Any]]:
@@ -131,9 +146,10 @@ def health(s: Settings | None = None) -> tuple[bool, dict[str, Any]]:
     which may differ from the environment's); default: the environment's.
     """
     s = s or settings()
-    stages = stage_figures()
+    stages = stage_figures(s)
     store = store_figures(s)
-    spool = spool_size(s.spool_dir)
+    # dropped: events the spool refused when full (EVENTLOG_SPOOL_MAX_BYTES) or its disk was.
+    spool = {**spool_size(s.spool_dir), "max_bytes": s.spool_max_bytes}
     ages = [spool["oldest_age_seconds"], *((st["oldest_age_seconds"] for st in stages.values()) if stages else ())]
     oldest = _oldest(*ages)
     if stages is None:

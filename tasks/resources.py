@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from pipeline.config import Settings, load_settings
-from pipeline.enrich.geo import GeoLocator
 from pipeline.store import EventStore
+
+if TYPE_CHECKING:  # enrichment's libraries are the [worker] extra: web processes (health/) go without
+    from pipeline.enrich.geo import GeoLocator
 
 
 @lru_cache(maxsize=1)
@@ -39,4 +42,6 @@ def event_store() -> EventStore:
 
 
 def geo_locator() -> GeoLocator:
+    from pipeline.enrich.geo import GeoLocator
+
     return _get("geo", lambda: GeoLocator(settings().geoip_city_db, quiet=True))

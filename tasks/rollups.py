@@ -12,9 +12,7 @@ its raw events, and a lease in ``stats_watermarks`` keeps two runs from writing 
 
 from __future__ import annotations
 
-import importlib
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from pipeline import rollups
+from pipeline.loading import SettingError, load_optional
 from tasks.app import app
 from tasks.resources import event_store, settings
 
@@ -30,15 +29,11 @@ log = logging.getLogger(__name__)
 
 def _catalogue() -> Callable[[str, str], Any] | None:
     """The site's course function (EVENTLOG_PROGRESS_CATALOGUE: (foss, language) -> tutorials), if set."""
-    path = settings().progress_catalogue
-    if not path:
-        return None
-    module, _, name = path.rpartition(".")
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        log.warning("eventlog rollups: EVENTLOG_PROGRESS_CATALOGUE=%s cannot be imported (%s); "
-                    "courses are the tutorials seen in the logs", path, exc)
+        return load_optional("EVENTLOG_PROGRESS_CATALOGUE", settings().progress_catalogue)
+    except SettingError as exc:
+        # A rollup must not stop over it (`manage.py check` reports it as eventlog.E004).
+        log.warning("eventlog rollups: %s; courses are the tutorials seen in the logs", exc)
         return None
 
 
@@ -72,44 +67,39 @@ def catalogue_tutorials(db: Any) -> dict[str, list[str]] | None:
     return tutorials
 
 
+def _visit_gap() -> timedelta:
+    return timedelta(minutes=settings().visit_gap_minutes)
+
+
 @app.task(name="eventlog.rollup.run", acks_late=True, ignore_result=True)
 def run(tutorials: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """One incremental rollup run; returns what run_rollups did (days, events, watermarks)."""
     db = event_store().db
     try:
-        result = rollups.run_rollups(db, tutorials=tutorials or catalogue_tutorials(db))
+        result = rollups.run_rollups(db, tutorials=tutorials or catalogue_tutorials(db), visit_gap=_visit_gap())
     except PyMongoError as exc:
-        # The next beat tick tries again; nothing is half-written (days are replaced whole).
+        # The next beat tick tries again: nothing moved the watermarks, and every stats
+        # document is recomputed whole, so a run cut short is repaired by the next one.
         log.warning("eventlog rollups: store unreachable (%s); next run will catch up", exc)
         return {"skipped": "store unreachable", "days": [], "events": 0}
     if result["skipped"]:
         log.info("eventlog rollups: skipped (%s)", result["skipped"])
     else:
-        log.info("eventlog rollups: %d events seen, %d days recomputed %s", result["events"],
-                 len(result["days"]), ",".join(result["days"][-5:]))
+        log.info("eventlog rollups: %d events seen, %d buckets recomputed, %d visits written, days %s",
+                 result["events"], result["buckets"], result["visits"], ",".join(result["days"][-5:]))
     return result
 
 
 @app.task(name="eventlog.rollup.refresh", acks_late=True, ignore_result=True)
 def refresh(days: int = 2) -> dict[str, Any]:
-    """Recompute the last ``days`` UTC days (today included) completely, under the rollup lease."""
+    """Recompute the last ``days`` UTC days (today included) from the raw logs, under the rollup lease."""
     db = event_store().db
-    owner = uuid.uuid4().hex
+    today = datetime.now(UTC).date()
+    wanted = [today - timedelta(days=back) for back in range(max(1, days) - 1, -1, -1)]
     try:
-        if not rollups.acquire_lock(db, owner):
-            return {"skipped": "locked", "days": []}
-        try:
-            today = datetime.now(UTC).date()
-            done = []
-            for back in range(max(1, days) - 1, -1, -1):
-                day = today - timedelta(days=back)
-                rollups.rollup_day(db, day)
-                done.append(rollups.day_str(day))
-                rollups.acquire_lock(db, owner)  # renew between days
-        finally:
-            rollups.release_lock(db, owner)
+        result = rollups.refresh_days(db, wanted, visit_gap=_visit_gap())
     except PyMongoError as exc:
         log.warning("eventlog rollups: refresh failed, store unreachable (%s)", exc)
         return {"skipped": "store unreachable", "days": []}
-    log.info("eventlog rollups: refreshed %s", ",".join(done))
-    return {"skipped": None, "days": done}
+    log.info("eventlog rollups: refreshed %s", ",".join(result["days"]))
+    return {"skipped": result["skipped"], "days": result["days"]}

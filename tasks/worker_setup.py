@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from celery.signals import worker_init
 from pymongo.errors import PyMongoError
@@ -14,8 +13,6 @@ from tasks.resources import settings
 
 log = logging.getLogger(__name__)
 
-VALIDATOR = Path(__file__).resolve().parent.parent / "deploy" / "website_logs.validator.json"
-
 
 def prepare_store() -> None:
     """Indexes and validator, idempotently; a store that is down is retried by the tasks."""
@@ -23,8 +20,7 @@ def prepare_store() -> None:
     try:
         store = EventStore(s.mongo_url, s.mongo_db)
         store.ensure_indexes()
-        if VALIDATOR.exists():
-            store.apply_validator(load_validator(VALIDATOR))
+        store.apply_validator(load_validator())
         store.client.close()
     except PyMongoError as exc:
         log.warning("eventlog: could not prepare MongoDB at start (%s); will retry on first write", exc)

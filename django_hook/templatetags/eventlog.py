@@ -22,7 +22,9 @@ def eventlog_tracker(context: template.Context) -> SafeString:
     s = eventlog_settings()
     request = context.get("request")
     config = {
-        "endpoint": reverse("eventlog:collect"),
+        # EVENTLOG_COLLECT_URL: a subdomain's pages report to the main site's collect/, with cookies.
+        "endpoint": s.collect_url or reverse("eventlog:collect"),
+        "cred": bool(s.collect_url),
         "pv": getattr(request, "eventlog_event_id", None),
         "geo": s.tracker_geolocation,
         "dnt": s.respect_dnt,

@@ -15,18 +15,13 @@ import geoip2.database
 import geoip2.errors
 import maxminddb.errors
 
+from pipeline.privacy import anonymize_ip  # noqa: F401 - re-exported: one implementation
+
 log = logging.getLogger(__name__)
 
 # An address every real City database knows; used to find corrupt data sections
 # at start (geoip2 opens a corrupt file happily and fails on the first lookup).
 _PROBE_IPS = ("81.2.69.142", "8.8.8.8", "1.1.1.1")
-
-
-def anonymize_ip(ip: str) -> str:
-    """Zero the host part: last octet of IPv4, last 80 bits of IPv6."""
-    addr = ipaddress.ip_address(ip)
-    prefix = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
 
 
 def is_public(ip: str) -> bool:

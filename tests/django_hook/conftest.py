@@ -19,6 +19,10 @@ os.environ.update(
     EVENTLOG_SPOOL_DIR=str(_TMP / "spool"),
     EVENTLOG_BROKER_URL="redis://127.0.0.1:9/0",  # discard port: publishing fails, events stay spooled
     EVENTLOG_SHIP_INTERVAL="60000",
+    # The beacon's budgets count per client IP across the whole session (one cache): tests that
+    # test them set their own; the others must not run into a budget another test spent.
+    EVENTLOG_BEACON_RATE="1000000/m",
+    EVENTLOG_BEACON_BYTES_RATE="1000000000/m",
 )
 (_TMP / "var").mkdir(exist_ok=True)
 

@@ -162,7 +162,7 @@ bodies = st.one_of(
 @given(body=bodies)
 def test_hostile_payloads_never_5xx_and_only_valid_events_are_spooled(spool_events, body):
     before = len(spool_events())
-    with override_settings(EVENTLOG_BEACON_RATE="1000000/m"):
+    with override_settings(EVENTLOG_BEACON_RATE="1000000/m", EVENTLOG_BEACON_BYTES_RATE="1000000000/m"):
         answer = post(site_client("192.0.2.1"), body)
     assert answer.status_code in (204, 400, 413), answer.content[:200]
     handed_off = spool_events()[before:]

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from pymongo.errors import PyMongoError
 
-from django_hook import dashboard
+from django_hook.dashboard import data, export, formatting, ranges
 
 PAGE, DATA = "/eventlog/dashboard/", "/eventlog/dashboard/data.json"
 EXPORT = "/eventlog/dashboard/export/countries.csv"
-URLS = (PAGE, DATA, EXPORT, "/eventlog/dashboard/export/traffic.json")
+LIVE = "/eventlog/dashboard/live.json"
+URLS = (PAGE, DATA, EXPORT, "/eventlog/dashboard/export/traffic.json", LIVE)
 
 
 def user(name: str, staff: bool = False) -> Any:
@@ -36,7 +38,7 @@ def no_store(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         touched.append("db")
         raise AssertionError("the dashboard touched MongoDB")
 
-    monkeypatch.setattr(dashboard, "_db", forbidden)
+    monkeypatch.setattr(data, "_db", forbidden)
     return touched
 
 
@@ -85,31 +87,31 @@ def test_invalid_ranges_are_400_for_data_and_exports(staff_client: Client, no_st
 
 def test_range_parsing() -> None:
     today = date(2026, 3, 31)
-    assert dashboard.parse_range({}, today) == dashboard.DateRange(date(2026, 3, 2), today)
-    assert dashboard.parse_range({"start": "2026-03-01", "end": "2026-03-01"}, today).days == 1
-    assert dashboard.parse_range({"end": "2026-02-28"}, today).start == date(2026, 1, 30)
+    assert ranges.parse_range({}, today) == ranges.DateRange(date(2026, 3, 2), today)
+    assert ranges.parse_range({"start": "2026-03-01", "end": "2026-03-01"}, today).days == 1
+    assert ranges.parse_range({"end": "2026-02-28"}, today).start == date(2026, 1, 30)
     with pytest.raises(ValueError, match="after"):
-        dashboard.parse_range({"start": "2026-03-02", "end": "2026-03-01"}, today)
+        ranges.parse_range({"start": "2026-03-02", "end": "2026-03-01"}, today)
     with pytest.raises(ValueError, match="at most"):
-        dashboard.parse_range({"start": "2020-01-01", "end": "2026-03-01"}, today)
+        ranges.parse_range({"start": "2020-01-01", "end": "2026-03-01"}, today)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        dashboard.parse_range({"start": "03/01/2026"}, today)
+        ranges.parse_range({"start": "03/01/2026"}, today)
 
 
 def test_csv_cells_cannot_carry_spreadsheet_formulas() -> None:
     rows = [{"url": '=HYPERLINK("http://evil")', "count": 3}, {"url": "https://ok.example/", "count": -1}]
-    parsed = list(csv.reader(io.StringIO(dashboard.to_csv(dashboard.TABLES["exit_links"], rows))))
+    parsed = list(csv.reader(io.StringIO(export.to_csv(export.TABLES["exit_links"], rows))))
     assert parsed == [["url", "count"], ["'=HYPERLINK(\"http://evil\")", "3"], ["https://ok.example/", "-1"]]
 
 
 def test_cells_and_durations_are_formatted() -> None:
-    assert dashboard.format_seconds(None) == "—"
-    assert dashboard.format_seconds(42.4) == "42 s"
-    assert dashboard.format_seconds(125) == "2m 05s"
-    assert dashboard._cell(None, "country", {})["text"] == "(unknown)"
-    assert dashboard._cell("India", "country", {"country_code": "IN"})["flag"] == "IN"
-    assert dashboard._cell(1234567, "int", {})["text"] == "1,234,567"
-    assert dashboard._cell(0.1234, "pct", {})["text"] == "12.3 %"
+    assert formatting.format_seconds(None) == "—"
+    assert formatting.format_seconds(42.4) == "42 s"
+    assert formatting.format_seconds(125) == "2m 05s"
+    assert formatting.cell(None, "country", {})["text"] == "(unknown)"
+    assert formatting.cell("India", "country", {"country_code": "IN"})["flag"] == "IN"
+    assert formatting.cell(1234567, "int", {})["text"] == "1,234,567"
+    assert formatting.cell(0.1234, "pct", {})["text"] == "12.3 %"
 
 
 def test_store_down_gives_503_and_a_message(staff_client: Client, monkeypatch: pytest.MonkeyPatch,
@@ -119,23 +121,24 @@ def test_store_down_gives_503_and_a_message(staff_client: Client, monkeypatch: p
     def down() -> None:
         raise ServerSelectionTimeoutError("no server")
 
-    monkeypatch.setattr(dashboard, "_db", down)
+    monkeypatch.setattr(data, "_db", down)
     page = staff_client.get(PAGE)
     assert page.status_code == 503
     assert b"does not answer" in page.content
     assert staff_client.get(DATA).status_code == 503
     assert staff_client.get(EXPORT).status_code == 503
+    assert staff_client.get(LIVE).status_code == 503
     assert spool_events() == []  # looking at the dashboard is not recorded as site traffic
 
 
 def test_bad_range_on_the_page_falls_back_to_the_default(staff_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[dashboard.DateRange] = []
+    seen: list[ranges.DateRange] = []
 
-    def fake(rng: dashboard.DateRange) -> dict[str, Any]:
+    def fake(rng: ranges.DateRange) -> dict[str, Any]:
         seen.append(rng)
-        raise dashboard.PyMongoError("stop here")
+        raise PyMongoError("stop here")
 
-    monkeypatch.setattr(dashboard, "dashboard_data", fake)
+    monkeypatch.setattr(data, "dashboard_data", fake)
     answer = staff_client.get(PAGE + "?start=2026-05-01&end=2026-04-01")
     assert b"after the end date" in answer.content
-    assert seen == [dashboard.default_range()]
+    assert seen == [ranges.default_range()]

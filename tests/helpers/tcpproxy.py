@@ -19,6 +19,7 @@ class TcpProxy:
         self.port = 0
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.accepted = 0  # connections clients opened through the relay (a test counts attempts)
         self.start()
 
     def start(self) -> None:
@@ -37,6 +38,7 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            self.accepted += 1
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:

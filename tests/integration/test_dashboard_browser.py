@@ -1,6 +1,8 @@
 """The dashboard in a real headless Chromium against the live demo site (gunicorn)
 and nx-27017 holding a generated, rolled-up data set: every chart draws, nothing
-logs an error, the range picker and exports work, non-staff users get 403.
+logs an error, the visits, paths and campaigns panels show the rollups' numbers,
+the live panel follows new page views, the range picker, the paths filter and
+exports work, non-staff users get 403.
 
 EVENTLOG_DOCS_SCREENSHOT=docs/dashboard.png also writes the screenshot there
 (EVENTLOG_DASHBOARD_EVENTS sets the data set's size, default 1500).
@@ -9,9 +11,11 @@ EVENTLOG_DOCS_SCREENSHOT=docs/dashboard.png also writes the screenshot there
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pymongo
 import pytest
@@ -19,14 +23,16 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from deploy.stack import ROOT, free_port, nx_proc, wait_for_port
 from loadtest.dashboard_bench import generate_events, generate_exit_links, generate_progress
+from pipeline import rollups
 from pipeline.rollups import run_rollups
+from tests.helpers.journeys import as_journeys
 from tests.helpers.pipeline import Pipeline, purge_queues
 
 pytestmark = pytest.mark.integration
 
 DASHBOARD = "/eventlog/dashboard/"
 CHARTS = {"traffic", "pages", "events", "map", "browsers", "os", "device_types", "referrers", "exit_links",
-          "durations", "tutorial_views", "funnel", "courses", "rewatched"}
+          "durations", "tutorial_views", "funnel", "courses", "rewatched", "live", "path_steps"}
 DAYS = 14
 
 
@@ -41,7 +47,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url = f"mongodb://127.0.0.1:{port}"
         client = pymongo.MongoClient(url, tz_aware=True)
         now = datetime.now(UTC)
-        events = list(generate_events(int(os.environ.get("EVENTLOG_DASHBOARD_EVENTS", "1500")), DAYS, end=now))
+        events = as_journeys(generate_events(int(os.environ.get("EVENTLOG_DASHBOARD_EVENTS", "1500")), DAYS, end=now),
+                             end=now)
         client.logs.website_logs.insert_many(events)
         client.logs.exit_link_logs.insert_many(generate_exit_links(events))
         client.logs.tutorial_progress_logs.insert_many(generate_progress(now=now))
@@ -52,6 +59,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def db(store: str) -> Iterator[pymongo.database.Database]:
+    client = pymongo.MongoClient(store, tz_aware=True)
+    yield client.logs
+    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +109,8 @@ def watch_errors(page: Page) -> list[str]:
 
 def open_dashboard(page: Page, site: Pipeline, query: str = "") -> None:
     page.goto(site.url(DASHBOARD + query))
-    page.wait_for_function("window.eventlogDashboard && window.eventlogDashboard.ready", timeout=20_000)
+    page.wait_for_function("window.eventlogDashboard && window.eventlogDashboard.ready"
+                           " && window.eventlogDashboard.live.updates > 0", timeout=20_000)
 
 
 def chart_states(page: Page) -> dict[str, str]:
@@ -114,7 +129,19 @@ def painted_pixels(page: Page, chart: str) -> int:
     }""", chart)
 
 
-def test_staff_sees_every_chart_render_without_errors(site: Pipeline, context: BrowserContext,
+def add_live_visitors(db: Any) -> None:
+    """A few people on the site in the last minutes, for the screenshot's live panel."""
+    now = datetime.now(UTC)
+    pages = ["/", "/tutorial-search/", "/watch/BASH/Loops-in-BASH/English/", "/watch/BASH/Loops-in-BASH/English/",
+             "/watch/Python/Saving-plots/English/", "/tutorial-search/", "/watch/BASH/Loops-in-BASH/English/"]
+    db.website_logs.insert_many([
+        {"_id": uuid.uuid4().hex, "datetime": now - timedelta(seconds=25 * i + 5), "path_info": path,
+         "visitor_id": f"screenshot-{i % 5}", "is_bot": False, "visited_by": "AnonymousUser", "page_title": "",
+         "updated_ts": now.timestamp()}
+        for i, path in enumerate(pages * 3)])
+
+
+def test_staff_sees_every_chart_render_without_errors(site: Pipeline, context: BrowserContext, db: Any,
                                                       tmp_path: Path) -> None:
     page = context.new_page()
     log_in(page, site, "admin")
@@ -138,12 +165,14 @@ def test_staff_sees_every_chart_render_without_errors(site: Pipeline, context: B
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
     docs = os.environ.get("EVENTLOG_DOCS_SCREENSHOT")
-    if docs:  # the README's picture: overview, pages and geography of the data set's days
-        page.set_viewport_size({"width": 1400, "height": 2150})
+    if docs:  # the README's picture: overview, live, visits and paths of the data set's days
+        add_live_visitors(db)
+        page.set_viewport_size({"width": 1400, "height": 2900})
         today = datetime.now(UTC).date()
         open_dashboard(page, site, f"?start={today - timedelta(days=DAYS - 1)}&end={today}")
         page.wait_for_timeout(500)
         page.screenshot(path=str(ROOT / docs), full_page=False)
+        page.locator("#card-paths").screenshot(path=str(tmp_path / "paths.png"))
     assert errors == []
 
 
@@ -195,3 +224,79 @@ def test_non_staff_users_get_403_and_anonymous_users_the_login_page(site: Pipeli
     finally:
         learner.close()
         anonymous.close()
+
+
+def card_text(page: Page, key: str) -> str:
+    return page.locator(f'.kpis [data-kpi="{key}"]').inner_text()
+
+
+def column(page: Page, table: str, index: int) -> list[str]:
+    return page.locator(f'table[data-table="{table}"] tbody tr td:nth-child({index})').all_inner_texts()
+
+
+def test_visits_paths_and_campaigns_show_the_rollups_numbers(site: Pipeline, db: Any,
+                                                             context: BrowserContext) -> None:
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=DAYS - 1)
+    summary = rollups.read_summary(db, first, today)
+    assert summary["visits"] > 50 and summary["bounces"] < summary["visits"]  # the data set has journeys
+    page = context.new_page()
+    log_in(page, site, "admin")
+    errors = watch_errors(page)
+    open_dashboard(page, site, f"?start={first}&end={today}")
+    assert card_text(page, "visits") == f"{summary['visits']:,}"
+    assert card_text(page, "unique_visitors") == f"{summary['unique_visitors']:,}"
+    assert card_text(page, "bounce_rate") == f"{100 * summary['bounce_rate']:.1f} %"
+    assert card_text(page, "pages_per_visit") == f"{summary['pages_per_visit']:,.1f}"
+    entries = rollups.read_entry_pages(db, first, today, limit=10)
+    assert column(page, "entry_pages", 1) == [r["path"] for r in entries]
+    assert column(page, "entry_pages", 2) == [f"{r['visits']:,}" for r in entries]
+    campaigns = rollups.read_campaigns(db, first, today)
+    assert campaigns and column(page, "campaigns", 1) == [r["source"] for r in campaigns][:10]
+    # User paths: the ranked flows, as read_paths ranks them, and the funnel of steps.
+    paths = rollups.read_paths(db, first, today, limit=20)
+    flows = page.locator('table[data-table="paths"] tbody tr')
+    assert flows.count() == min(10, len(paths["flows"])) > 3  # the top 10 (the exports have 20)
+    top = flows.first.locator(".step").all_inner_texts()
+    assert top == [step["path"] for step in paths["flows"][0]["steps"]]
+    assert column(page, "paths", 3)[0] == f"{paths['flows'][0]['visits']:,}"
+    assert column(page, "path_steps", 2) == [f"{s['visits']:,}" for s in paths["steps"]]
+    # The filter: visits that entered on one page only.
+    entry = entries[0]["path"]
+    page.select_option("#paths-entry", entry)  # submits the form on change
+    page.wait_for_url("**entry=*")
+    page.wait_for_function("window.eventlogDashboard && window.eventlogDashboard.ready")
+    filtered = rollups.read_paths(db, first, today, entry_path=entry, limit=20)
+    firsts = page.locator('table[data-table="paths"] tbody tr .step.entry').all_inner_texts()
+    assert firsts and set(firsts) == {entry} and len(firsts) == min(10, len(filtered["flows"]))
+    assert column(page, "path_steps", 2)[0] == f"{filtered['visits']:,}"
+    csv_link = page.locator("#card-paths .exports a", has_text="CSV").get_attribute("href")
+    rows = page.request.get(site.url(csv_link)).text().splitlines()
+    assert rows[0].startswith("step_1,step_2,step_3,step_4,visits,share,then")
+    assert len(rows) == 1 + len(filtered["flows"])
+    assert errors == []
+
+
+def test_the_live_panel_follows_new_page_views(site: Pipeline, db: Any, context: BrowserContext) -> None:
+    page = context.new_page()
+    log_in(page, site, "admin")
+    errors = watch_errors(page)
+    open_dashboard(page, site)
+    path = "/live-now/"
+    assert path not in column(page, "live-pages", 1)
+    updates = page.evaluate("window.eventlogDashboard.live.updates")
+    now = datetime.now(UTC)
+    db.website_logs.insert_many([
+        {"_id": uuid.uuid4().hex, "datetime": now - timedelta(seconds=i), "path_info": path, "page_title": "Live",
+         "visitor_id": f"live-{uuid.uuid4().hex[:6]}", "is_bot": False, "visited_by": "AnonymousUser",
+         "updated_ts": now.timestamp()}
+        for i in range(3)])
+    # The next poll (every 5 s) shows them: the page is not reloaded.
+    page.wait_for_function("""(path) => [...document.querySelectorAll('table[data-table="live-pages"] td')]
+        .some(td => td.textContent === path)""", arg=path, timeout=15_000)
+    assert page.evaluate("window.eventlogDashboard.live.updates") > updates
+    row = page.locator('table[data-table="live-pages"] tr', has_text=path)
+    assert row.locator("td").nth(1).inner_text() == "3"
+    assert int(page.locator('[data-live="visitors-5"]').inner_text().replace(",", "")) >= 3
+    assert painted_pixels(page, "live") > 500
+    assert errors == []

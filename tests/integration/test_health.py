@@ -1,22 +1,27 @@
-"""health/ shows each stage's backlog and the age of its oldest event, and degrades
-when a stage stops moving (a store worker that is not running, here)."""
+"""health/ shows each stage's backlog and the age of its oldest event (to the monitor's
+token), and degrades when a stage stops moving (a store worker that is not running, here);
+during a broker outage a burst of anonymous probes costs one check, not one each."""
 
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from tests.helpers.pipeline import wait_until
+from tests.helpers.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
 MAX_AGE = 3  # seconds: EVENTLOG_HEALTH_MAX_AGE for the test
+TOKEN = uuid.uuid4().hex  # EVENTLOG_HEALTH_TOKEN: the figures are for the monitor holding it
 
 
-def health(pipeline) -> tuple[int, dict]:  # noqa: ANN001
-    answer = requests.get(pipeline.url("/eventlog/health/"), timeout=10)
+def health(pipeline, token: str | None = TOKEN) -> tuple[int, dict]:  # noqa: ANN001
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = requests.get(pipeline.url("/eventlog/health/"), headers=headers, timeout=10)
     return answer.status_code, answer.json()
 
 
@@ -30,7 +35,8 @@ def wait_health(pipeline, status: int, what: str) -> dict:  # noqa: ANN001
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
 def test_a_stalled_stage_degrades_health_until_it_moves_again(make_pipeline, mongo, broker, rabbit_url) -> None:  # noqa: ANN001
-    pipeline = make_pipeline(broker_url=rabbit_url if broker == "rabbitmq" else None, health_max_age=MAX_AGE)
+    pipeline = make_pipeline(broker_url=rabbit_url if broker == "rabbitmq" else None, health_max_age=MAX_AGE,
+                             health_token=TOKEN, health_cache=0.5)
     pipeline.worker(queues="eventlog.enrich")
     pipeline.web(workers=1)
     status, body = health(pipeline)
@@ -54,3 +60,21 @@ def test_a_stalled_stage_degrades_health_until_it_moves_again(make_pipeline, mon
     wait_until(lambda: mongo.database.website_logs.count_documents({"referrer": tag}) == 5, 60, "the 5 stored")
     body = wait_health(pipeline, 200, "health to recover")
     assert body["status"] == "ok" and body["stages"]["eventlog.store"]["messages"] == 0, body
+
+
+def test_during_a_broker_outage_a_burst_of_anonymous_probes_costs_one_check(make_pipeline, private_redis) -> None:  # noqa: ANN001
+    relay = TcpProxy("127.0.0.1", private_redis.port)  # counts the site's connections to the broker
+    pipeline = make_pipeline(broker_url=relay.url("redis", "/0"), health_token=TOKEN, health_cache=600)
+    pipeline.web(workers=1)
+    private_redis.kill()
+    before = relay.accepted
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: requests.get(pipeline.url("/eventlog/health/"), timeout=30), range(20)))
+    assert [(a.status_code, a.json()) for a in answers] == [(503, {"status": "broker unreachable"})] * 20
+    # One check answered all 20 (the others came from the cache). Before, each request opened
+    # connections of its own and waited 2 s between two attempts: 40 connections and 40 s here.
+    attempts = relay.accepted - before
+    print(f"broker connections for 20 probes: {attempts}; slowest answer "
+          f"{max(a.elapsed.total_seconds() for a in answers):.2f} s")
+    assert attempts <= 4, attempts
+    assert health(pipeline)[1]["broker"] is False  # the token's figures say why, from the same check

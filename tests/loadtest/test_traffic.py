@@ -70,3 +70,31 @@ def test_every_visit_and_every_tracker_event_is_stored(site, mongo, tmp_path):  
     both = logs.count_documents({**run, "sources": {"$all": ["middleware", "js"]}, "page_title": {"$ne": ""}})
     assert both == merged
     assert logs.count_documents({**run, "source": "js"}) == 0  # no stand-alone tracker records
+
+
+def test_learners_watch_videos_and_their_progress_is_stored(site, mongo, tmp_path):  # noqa: ANN001
+    """The demo's logged-in learners play videos through the real progress API (session login,
+    CSRF), and what the API accepted reaches tutorial_progress_logs, so the dashboard's
+    tutorial half has data after `make demo`."""
+    from pipeline.progress import format_time
+
+    start = datetime.now(UTC)
+    result = run_traffic(site, tmp_path / "var", "--visits", "300", "--seed", "7", "--timeout", "90")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    plays, learners, reports, complete, incomplete = figure(
+        r"videos +(\d+) played by (\d+) learners: (\d+) progress reports, (\d+) marked complete, "
+        r"(\d+) incomplete", out)
+    assert plays > 0 and learners > 0 and reports >= plays
+    http = re.search(r"incomplete \(HTTP ([^)]*)\)", out)
+    assert http and http.group(1) == f"200: {reports + complete + incomplete}", out  # nothing refused
+    tutorials, = figure(r"progress stored +(\d+) learner tutorials hold every minute and mark sent \(all stored", out)
+
+    # The documents themselves: one per (learner, tutorial) reported on in this run, with minutes watched.
+    logs = mongo.database.tutorial_progress_logs
+    run = {"last_report_at": {"$gte": format_time(start)}}
+    assert logs.count_documents(run) == tutorials
+    docs = list(logs.find(run))
+    assert all(d["minutes_watched"] and d["visits"] >= 1 and d["username"].startswith("learner") for d in docs)
+    assert len({d["username"] for d in docs}) == learners
+    print(out)  # the summary, for -rP

@@ -28,7 +28,10 @@ def test_defaults() -> None:
     assert s.flush_interval == 1.0
     assert s.geoip_city_db == ""
     assert s.spool_dir == os.path.join(tempfile.gettempdir(), "eventlog-spool")
-    assert s.anonymize_ip is False
+    assert s.anonymize_ip is True  # on for new installs: docs/retention.md
+    assert s.spool_max_bytes == 1 << 30
+    assert s.retention_days == 395
+    assert s.coordinate_precision == 2
     assert s.ship_batch == 500
     assert s.ship_interval == 200
     assert s.skip_paths == DEFAULT_SKIP_PATHS

@@ -180,3 +180,94 @@ def test_words_merely_containing_key_or_auth_are_kept(name):
 @pytest.mark.parametrize("name", ["key", "api_key", "apikey", "private-key", "key_id", "authorization"])
 def test_key_and_auth_fields_are_redacted(name):
     assert redact_post_data([(name, ["hidden"])])[name] == REDACTED
+
+
+# ---------------------------------------------------------------- issue 11: broader names, detectors
+
+# Every name the issue found in clear, and each pattern family in the spellings forms use.
+SECRET_NAMES = [
+    "pw", "PW", "new_pw", "security_code", "securityCode", "security-code", "credentials", "credential",
+    "accessKey", "access_key", "AccessKey", "jwt", "JWT", "id_jwt", "bearer", "bearer_token", "mfa_code",
+    "mfaCode", "verification_code", "verificationCode", "security_answer", "securityAnswer",
+    "secret_answer", "passwd", "pass", "pass_word", "newpassword", "Passphrase", "passcode", "pin_code",
+    "pinNumber", "otp", "otpCode", "totp", "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token",
+    "x-goog-signature", "AWSAccessKeyId", "id_token", "idToken", "refresh-token", "authToken",
+    "oauth_verifier", "Authorization", "authentication_code", "session", "sessionid", "PHPSESSID", "sid",
+    "sig", "key", "KEY", "private_key", "secretKey", "client_secret", "code", "cc-number", "ccNum",
+    "cvv2", "csc", "iban", "ssn", "uidb64", "ticket", "hmac", "nonce", "xsrf_token", "cookie",
+    "account_number", "routing-number",
+]
+KEPT_NAMES = [
+    "username", "email", "search", "q", "foss", "language", "comment", "phone", "name", "title",
+    "keyword", "keywords", "author", "authors", "author_name", "monkey", "turkey_count", "country_code",
+    "countryCode", "zip_code", "postal-code", "language_code", "lang_code", "currency_code", "zipcode",
+    "postcode", "pincode", "passenger", "compass", "state", "redirect_uri", "next", "page", "sort",
+    "tag", "t", "rating", "sessions_count", "description", "spinner",
+]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_broader_secret_names_are_redacted(name: str) -> None:
+    assert redact_post_data(form(**{name: "s3cr3t value"})) == {name: REDACTED}
+
+
+@pytest.mark.parametrize("name", KEPT_NAMES)
+def test_innocent_names_are_kept(name: str) -> None:
+    assert redact_post_data(form(**{name: "visible"})) == {name: "visible"}
+
+
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkFzaGEifQ."
+       "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("4111.1111.1111.1111", REDACTED),  # dots, the issue's finding
+        ("4111 1111-1111.1111", REDACTED),
+        ("pay with 4111 1111 1111 1111 please", f"pay with {REDACTED} please"),
+        ("card:5555555555554444.", f"card:{REDACTED}."),
+        ("call 98765 4111 1111 1111 1111 now", f"call 98765 {REDACTED} now"),
+        ("amex 3782-822463-10005 and visa 4111111111111111", f"amex {REDACTED} and visa {REDACTED}"),
+        (f"token is {JWT} ok", f"token is {REDACTED} ok"),
+        (JWT, REDACTED),
+        ("my key sk_live_4eC39HqLyjWDarjtT1zdp7dc", f"my key {REDACTED}"),
+        ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", REDACTED),
+        ("ghp_16C7e42F292c6912E7710c838347Ae178B4a", REDACTED),
+        ("sha da39a3ee5e6b4b0d3255bfef95601890afd80709", f"sha {REDACTED}"),
+        ("aGVsbG8gd29ybGQgdGhpcyBpcyBhIHRlc3Q=", REDACTED),
+    ],
+)
+def test_secret_values_in_innocent_fields_are_redacted_in_place(value: str, kept: str) -> None:
+    assert redact_post_data(form(comment=value)) == {"comment": kept}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "4111.1111.1111.1112",  # Luhn fails
+        "2024-01-15 10:30", "ISBN 978-3-16-148410-0", "3.14159265358979323846", "+91 98765 43210",
+        "Python3-Basics-Part2-English-Version", "Getting-Started-With-IPython-Part1-Of3",
+        "/watch/BASH/Basics-of-Shell-Scripting/English/", "IMG_20240115_123456_HDR_final_v2.jpg",
+        "abcdefghijklmnopqrstuvwxyz0123456789", "ORD-2024-000123-XYZ-ABCD-EFGH",
+        "eyJust a word", "The quick brown fox jumps over the lazy dog 1234 times",
+    ],
+)
+def test_ordinary_values_are_kept(value: str) -> None:
+    assert redact_post_data(form(comment=value)) == {"comment": value}
+
+
+def test_a_card_number_across_the_value_cap_is_not_half_kept() -> None:
+    value = "x" * (MAX_VALUE - 8) + " 4111 1111 1111 1111"
+    kept = redact_post_data(form(comment=value), max_bytes=10_000)["comment"]
+    assert "4111" not in kept and len(kept) == MAX_VALUE
+
+
+def test_allow_list_keeps_only_named_fields_and_still_redacts_them() -> None:
+    fields = form(rating="5", comment="card 4111111111111111", email="a@example.org", password="p")
+    out = redact_post_data(fields, [("upload", [("cv.pdf", 10)])], allow={"rating", "comment", "password"})
+    assert out == {"rating": "5", "comment": f"card {REDACTED}", "password": REDACTED, "_omitted": 2}
+
+
+def test_allow_list_for_mappings() -> None:
+    assert redact_mapping({"a": 1, "b": 2}, allow=("a",)) == {"a": "1", "_omitted": 1}

@@ -1,7 +1,9 @@
 """pipeline.rollups against a real nx-27017 server (or EVENTLOG_MONGO_URL).
 
 A small hand-built data set (three days, 20 page views, 4 exit links, 7 progress
-records) whose every figure is computed by hand below.
+records) whose every figure is computed by hand below. Visits, paths, campaigns,
+sites, range uniques and the incremental engine's equivalence with a first run are
+in test_rollups_visits.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pipeline.rollups import (
     acquire_lock,
     read_daily,
     read_tutorials,
+    refresh_days,
     release_lock,
     rollup_day,
     rollup_tutorials,
@@ -26,8 +29,11 @@ from pipeline.rollups import (
 )
 from tests.helpers.mongo import private_database
 
-COLLECTIONS = ("website_logs", "exit_link_logs", "tutorial_progress_logs", "stats_daily", "stats_daily_dim",
+COLLECTIONS = ("website_logs", "exit_link_logs", "tutorial_progress_logs", "stats_daily", "stats_daily_site",
+               "stats_hourly", "stats_buckets", "stats_bucket_rows", "stats_visit_buckets", "stats_visits",
                "stats_tutorials", "stats_watermarks")
+STATS = ("stats_daily", "stats_daily_site", "stats_hourly", "stats_buckets", "stats_bucket_rows", "stats_visit_buckets",
+         "stats_visits", "stats_tutorials")
 D1, D2, D3 = date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3)
 NOW = datetime(2024, 3, 4, 6, 0, tzinfo=UTC)
 TUTORIALS = {"Python": ["Getting-Started", "Loops", "Functions", "Classes"]}
@@ -88,6 +94,7 @@ def event(day: date, minute: int, visitor: str | None, user: str, first: bool, u
         "source": "middleware", "user_agent": "ua", "visitor_id": visitor, "status_code": 200, "url_mapped": True,
         "is_bot": False, "stored_at": stored_at or when + timedelta(seconds=1),
     }
+    doc["updated_ts"] = doc["stored_at"].timestamp()  # as the store writes it
     doc.update(ua)
     doc.update(geo)
     doc.update(page)
@@ -206,6 +213,7 @@ DAY1_DIMS: dict[str, dict[tuple, int]] = {
     "tutorial": {("Getting-Started", "Python", "English"): 2, ("Loops", "Python", "Hindi"): 1},
     "course": {("Python", "English"): 2, ("Python", "Hindi"): 1},
     "exit_link": {("https://github.com/x",): 2, ("https://www.python.org/",): 1},
+    "source": {("middleware",): 8},
     # 5 | 25, 10 | 60 | 300 | 700, 600 (edges: 10 -> 10-30s, 60 -> 1-3m, 600 -> 10m+)
     "duration": {("0-10s",): 1, ("10-30s",): 2, ("1-3m",): 1, ("3-10m",): 1, ("10m+",): 2},
 }
@@ -222,19 +230,23 @@ def scalars(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def dims(db: Any, day: date) -> dict[str, dict[tuple, int]]:
+    """The page view dimensions of a day document: {dimension: {key: count}}."""
+    doc = daily(db, day)
     found: dict[str, dict[tuple, int]] = {}
-    for doc in db.stats_daily_dim.find({"day": day.isoformat()}):
-        extras = rollups.DIMENSION_EXTRAS[doc["dimension"]]
-        found.setdefault(doc["dimension"], {})[(doc["key"], *(doc[e] for e in extras))] = doc["count"]
+    for name in rollups.DIMENSION_EXTRAS:
+        rows = doc.get(f"t_{name}")
+        if rows:
+            width = 1 + len(rollups.DIMENSION_EXTRAS[name])
+            found[name] = {tuple(row[:width]): row[width] for row in rows}
     return found
 
 
 def snapshot(db: Any, day: date | None = None) -> dict[str, list[dict[str, Any]]]:
     """The stats documents (of one day, or all), without the run timestamps."""
     taken: dict[str, list[dict[str, Any]]] = {}
-    for name in ("stats_daily", "stats_daily_dim", "stats_tutorials"):
-        query = {"day": day.isoformat()} if day and name != "stats_tutorials" else {}
-        if day and name == "stats_tutorials":
+    for name in STATS:
+        query = {"day": day.isoformat()} if day and name not in ("stats_tutorials", "stats_visits") else {}
+        if day and name in ("stats_tutorials", "stats_visits"):
             continue
         docs = [{k: v for k, v in doc.items() if k != "computed_at"} for doc in db[name].find(query)]
         taken[name] = sorted(docs, key=lambda d: str(d["_id"]))
@@ -263,24 +275,26 @@ def test_every_daily_figure(db: Any) -> None:
     assert day3["country"] == {("Germany", "DE"): 2, ("China", "CN"): 1, ("United Kingdom", "GB"): 1}
     assert day3["browser"] == {("Chrome",): 3, ("Mobile Safari",): 1}  # the doc without is_bot is human
     assert "exit_link" not in day3 and "bot" not in day3
-    assert db.stats_daily_dim.find_one({"_id": "country|2024-03-01|United Kingdom|GB"})["count"] == 3
+    assert db.stats_daily_site.find_one({"_id": "s||2024-03-01"})["page_views"] == 8  # the site "" (no site field)
 
 
 def test_top_n_cut(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     load(db)
-    limited = tuple(rollups.Dimension(d.name, d.key, d.extras, d.match, d.collection, 2 if d.name == "path" else d.top)
-                    for d in rollups.DIMENSIONS)
-    monkeypatch.setattr(rollups, "DIMENSIONS", limited)
+    monkeypatch.setitem(rollups.merge.DAY_LIMITS, "path", 2)
     rollup_day(db, D1, NOW)
     assert dims(db, D1)["path"] == {("/",): 3, ("/watch/Python/Getting-Started/English/",): 2}
     assert daily(db, D1)["distinct"]["path"] == 5
     assert daily(db, D1)["page_views"] == 8
 
 
-def test_chunked_id_lists_give_the_same_figures(db: Any) -> None:
+def test_chunked_selection_gives_the_same_figures(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     load(db)
-    rollup_day(db, D1, NOW, chunk=3)  # 10 events in 4 $in chunks, merged in Python
-    assert scalars(daily(db, D1)) == DAY1
+    # two page views share an updated_ts: a chunk never splits one stamp
+    db.website_logs.update_many({"visitor_id": "v2"}, {"$set": {"updated_ts": 1709280000.5}})
+    monkeypatch.setattr(rollups.selection, "CHUNK", 3)  # 20 page views in chunks of at most 3
+    result = run_rollups(db, now=NOW, tutorials=TUTORIALS)
+    assert result["events"] == 20
+    assert scalars(daily(db, D1)) == DAY1 and scalars(daily(db, D2)) == DAY2 and scalars(daily(db, D3)) == DAY3
     assert dims(db, D1) == DAY1_DIMS
 
 
@@ -290,8 +304,9 @@ def test_idempotent_second_run(db: Any) -> None:
     first = snapshot(db)
     again = run_rollups(db, now=NOW + timedelta(minutes=5), tutorials=TUTORIALS)
     # nothing new: only what lies inside the safety overlap is re-selected (day 3's last page
-    # view, day 2's last exit link), and recomputing it changes nothing
-    assert again["days"] == ["2024-03-02", "2024-03-03"]
+    # view, day 2's last exit link); their rows are unchanged, so no bucket, hour or day is rewritten
+    assert again["events"] == 1 and again["days"] == [] and again["buckets"] == 0
+    assert again["visits"] == 0
     assert snapshot(db) == first
     rollup_day(db, D1, NOW)
     rollup_day(db, D1, NOW)
@@ -320,8 +335,11 @@ def test_late_event_lands_in_its_own_day(db: Any) -> None:
     assert found["event"][("event.home",)] == 4
     assert snapshot(db, D2) == before[D2]
     assert snapshot(db, D3) == before[D3]
-    # the watermark moved to the late event's stored_at
-    assert result["watermarks"]["website_logs"]["stored_at"] == (NOW + timedelta(hours=1)).isoformat()
+    # the watermark moved to the late event's updated_ts; the run read the late event and the one
+    # inside the safety overlap (day 3's last, unchanged), none of day 1's others, and recounted one
+    # bucket: the late event's
+    assert result["watermarks"]["website_logs"]["updated_ts"] == (NOW + timedelta(hours=1)).timestamp()
+    assert result["events"] == 2 and result["buckets"] == 1 and result["days"] == ["2024-03-01"]
 
 
 def test_removed_keys_disappear(db: Any) -> None:
@@ -336,7 +354,8 @@ def test_removed_keys_disappear(db: Any) -> None:
     db.exit_link_logs.delete_many({})
     assert rollup_day(db, D1, NOW) is None
     assert db.stats_daily.find_one({"_id": "2024-03-01"}) is None
-    assert db.stats_daily_dim.count_documents({"day": "2024-03-01"}) == 0
+    assert db.stats_buckets.count_documents({"day": "2024-03-01"}) == 0
+    assert db.stats_hourly.count_documents({"day": "2024-03-01"}) == 0
 
 
 def test_new_exit_links_are_picked_up(db: Any) -> None:
@@ -387,8 +406,7 @@ def test_two_beats_at_once_give_the_same_numbers(db: Any) -> None:
     assert any(r["skipped"] is None for r in results)
     assert scalars(daily(db, D1)) == DAY1 and scalars(daily(db, D2)) == DAY2 and scalars(daily(db, D3)) == DAY3
     assert dims(db, D1) == DAY1_DIMS
-    assert db.stats_daily_dim.count_documents({"day": "2024-03-01"}) == sum(
-        len(v) for v in DAY1_DIMS.values())
+    assert db.stats_visits.count_documents({}) == 9  # each visit once
 
 
 def test_read_daily_reads_only_stats(db: Any) -> None:
@@ -518,8 +536,45 @@ def test_a_page_view_changed_after_it_was_stored_is_recounted(db: Any) -> None:
     target = db.website_logs.find_one({"visit_duration": 600})
     day = target["datetime"].date()
     before = scalars(daily(db, day))
+    visit = db.stats_visits.find_one({"vkey": "v4"})
     db.website_logs.update_one({"_id": target["_id"]},
                                {"$set": {"visit_duration": 700, "updated_ts": (NOW + timedelta(hours=1)).timestamp()}})
     result = run_rollups(db, now=NOW + timedelta(hours=2), tutorials=TUTORIALS)
     assert day.isoformat() in result["days"]
     assert scalars(daily(db, day))["duration_total"] == before["duration_total"] + 100
+    assert result["events"] == 2 and result["visits"] == 1  # the changed page view (+ one in the overlap), its visit
+    assert db.stats_visits.find_one({"vkey": "v4"})["duration"] == visit["duration"] + 100
+
+
+def test_lease_is_renewed_and_an_expired_one_taken(db: Any) -> None:
+    assert acquire_lock(db, "a", ttl=60)
+    assert acquire_lock(db, "a", ttl=60)  # renew our own
+    assert not acquire_lock(db, "b", ttl=60)
+    db.stats_watermarks.update_one({"_id": "lock"}, {"$set": {"expires": 0}})  # a beat that died
+    assert acquire_lock(db, "b", ttl=60)
+    assert not acquire_lock(db, "a", ttl=60)
+    release_lock(db, "a")  # not the holder: changes nothing
+    assert db.stats_watermarks.find_one({"_id": "lock"})["owner"] == "b"
+
+
+def test_refresh_repairs_events_stored_without_updated_ts(db: Any) -> None:
+    load(db)
+    run_rollups(db, now=NOW, tutorials=TUTORIALS)
+    imported = event(D2, 7, "v9", ANON, True, CHROME_WIN, GB, HOME, duration=20)
+    del imported["updated_ts"]
+    db.website_logs.insert_one(imported)
+    run_rollups(db, now=NOW + timedelta(hours=1), tutorials=TUTORIALS)
+    assert daily(db, D2)["page_views"] == 5  # not selected: no updated_ts
+    result = refresh_days(db, [D2], NOW)
+    assert result["days"] == ["2024-03-02"]
+    assert daily(db, D2)["page_views"] == 6 and daily(db, D2)["unique_visitors"] == 4
+    assert daily(db, D2)["visits"] == 4
+
+
+def test_the_first_run_counts_page_views_without_updated_ts(db: Any) -> None:
+    """Imported page views (no updated_ts) are seen by the first run, as retention assumes."""
+    load(db)
+    db.website_logs.update_many({"datetime": {"$lt": datetime(2024, 3, 2, tzinfo=UTC)}}, {"$unset": {"updated_ts": ""}})
+    assert db.website_logs.count_documents({"updated_ts": None}) == 10
+    run_rollups(db, now=NOW, tutorials=TUTORIALS)
+    assert scalars(daily(db, D1)) == DAY1 and scalars(daily(db, D2)) == DAY2

@@ -278,7 +278,7 @@ def test_corrupt_line_text_is_capped(spool: Spool) -> None:
 
 
 def test_spool_size(spool: Spool) -> None:
-    empty = {"segments": 0, "bytes": 0, "oldest_age_seconds": None, "shipped_unchecked": 0}
+    empty = {"segments": 0, "bytes": 0, "oldest_age_seconds": None, "shipped_unchecked": 0, "dropped": 0}
     assert spool_size(spool.directory) == empty
     for n in range(3):
         spool.append(event(n))
@@ -307,7 +307,7 @@ def test_spool_age_is_that_of_the_oldest_segment(spool: Spool) -> None:
 
 def test_spool_size_of_missing_directory(tmp_path: Path) -> None:
     assert spool_size(tmp_path / "nothing-here") == {"segments": 0, "bytes": 0, "oldest_age_seconds": None,
-                                                     "shipped_unchecked": 0}
+                                                     "shipped_unchecked": 0, "dropped": 0}
 
 
 # --- processes: dead owners are adopted, live ones are not ---------------------------------

@@ -1,14 +1,16 @@
 /* eventlog dashboard: draws the charts from the figures the page embeds
- * (#eventlog-dashboard-data) and polls the health endpoint. Chart.js and
- * chartjs-chart-geo are vendored under static/eventlog/vendor/ (no CDN).
+ * (#eventlog-dashboard-data). Chart.js and chartjs-chart-geo are vendored under
+ * static/eventlog/vendor/ (no CDN). The panels that poll (live view, health)
+ * are dashboard_panels.js, which uses draw() and friends from here.
  *
  * Every canvas[data-chart] gets data-rendered="1" once drawn (or "empty" when
  * its range has no data); window.eventlogDashboard exposes the charts and any
- * errors, for tests and curious operators. */
+ * errors, for tests and curious operators, and (live) the live view's latest
+ * answer and how many times it was drawn. */
 (function () {
   "use strict";
 
-  var state = { charts: {}, errors: [], ready: false };
+  var state = { charts: {}, errors: [], ready: false, live: { updates: 0, figures: null } };
   window.eventlogDashboard = state;
 
   var PALETTE = ["#4263eb", "#15aabf", "#f59f00", "#e8590c", "#12b886", "#ae3ec9", "#fa5252", "#82c91e",
@@ -97,7 +99,8 @@
 
   function traffic(rows) {
     var labels = rows.map(function (r) { return r.day; });
-    var series = [["Page views", "page_views", PALETTE[0], true], ["Visitors", "unique_visitors", PALETTE[1], false],
+    var series = [["Page views", "page_views", PALETTE[0], true], ["Visits", "visits", PALETTE[2], false],
+                  ["Visitors", "unique_visitors", PALETTE[1], false],
                   ["Tutorial views", "tutorial_views", PALETTE[4], false], ["Bot views", "bot_views", "#adb5bd", false]];
     var any = rows.some(function (r) { return r.page_views || r.bot_views; });
     draw("traffic", {
@@ -220,61 +223,48 @@
     }, !rows.length);
   }
 
-  // ------------------------------------------------------------ health panel
-
-  function setHealth(key, html) {
-    var el = document.querySelector('#health [data-h="' + key + '"]');
-    if (el) el.innerHTML = html;
+  function pathSteps(rows) {
+    // How many visits reach each step of the paths, with the share that left at each.
+    var names = ["Entry page", "2nd page", "3rd page", "4th page"];
+    var labels = rows.map(function (r) { return names[r.step - 1] || ("Step " + r.step); });
+    draw("path_steps", {
+      type: "bar",
+      data: {
+        labels: labels,
+        datasets: [
+          { label: "Went on", data: rows.map(function (r) { return r.visits - (r.dropped || 0); }),
+            backgroundColor: PALETTE[0], borderRadius: 3, maxBarThickness: 46, stack: "s" },
+          { label: "Left here", data: rows.map(function (r) { return r.dropped || 0; }),
+            backgroundColor: "#ffc9c9", borderRadius: 3, maxBarThickness: 46, stack: "s" },
+        ],
+      },
+      options: baseOptions({
+        plugins: {
+          legend: { display: true, position: "top", align: "end", labels: { boxWidth: 12, color: NAVY } },
+          tooltip: { callbacks: { footer: function (items) {
+            var r = rows[items[0].dataIndex];
+            return fmt.format(r.visits) + " visits reached it" +
+              (r.drop_rate == null ? "" : ", " + (100 * r.drop_rate).toFixed(1) + " % left here");
+          } } },
+        },
+        scales: {
+          x: { stacked: true, grid: { display: false }, ticks: { color: NAVY } },
+          y: { stacked: true, beginAtZero: true, grid: { color: GRID }, ticks: { color: MUTED, precision: 0 } },
+        },
+      }),
+    }, !rows.some(function (r) { return r.visits; }));
   }
 
-  function pill(ok, yes, no) { return '<span class="pill ' + (ok ? "ok" : "bad") + '">' + (ok ? yes : no) + "</span>"; }
-
-  function bytes(n) {
-    if (n < 1024) return n + " B";
-    if (n < 1048576) return (n / 1024).toFixed(1) + " KB";
-    return (n / 1048576).toFixed(1) + " MB";
+  function autoSubmitPathFilter() {
+    ["paths-entry", "paths-event"].forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el) el.addEventListener("change", function () { el.form.submit(); });
+    });
   }
 
-  function seconds(s) {
-    if (s == null) return "–";
-    if (s < 60) return s.toFixed(1) + " s";
-    if (s < 3600) return (s / 60).toFixed(1) + " min";
-    return (s / 3600).toFixed(1) + " h";
-  }
-
-  function showHealth(body, status) {
-    var healthy = status === 200;
-    setHealth("status", pill(healthy, "healthy", (body.status || "degraded") + " (" + status + ")"));
-    setHealth("broker", pill(body.broker, "up", "down"));
-    setHealth("store", pill(body.store, "up", "down"));
-    var stages = body.stages || {};
-    // Per stage: messages waiting and how long the oldest event has waited.
-    function stage(name) {
-      var st = stages[name];
-      if (!st) return "–";
-      var late = st.oldest_age_seconds != null && st.oldest_age_seconds > body.max_age_seconds;
-      var age = st.oldest_age_seconds == null ? "" :
-        '<br><small class="' + (late ? "late" : "") + '">oldest ' + seconds(st.oldest_age_seconds) + "</small>";
-      return fmt.format(st.messages || 0) + " <small>waiting</small>" + age;
-    }
-    setHealth("enrich", stage("eventlog.enrich"));
-    setHealth("storeq", stage("eventlog.store"));
-    var spool = body.spool || {};
-    setHealth("spool", spool.bytes ? bytes(spool.bytes) + " <small>(" + spool.segments + " seg., oldest " +
-      seconds(spool.oldest_age_seconds) + ")</small>" : "empty");
-    var dead = body.dead_letters;
-    setHealth("dead", dead == null ? "–" : (dead ? '<span class="pill warn">' + fmt.format(dead) + "</span>" : "0"));
-    setHealth("lag", seconds(body.last_lag_seconds));
-    setHealth("events", body.events == null ? "–" : fmt.format(body.events));
-  }
-
-  function pollHealth() {
-    var box = document.getElementById("health");
-    if (!box) return;
-    fetch(box.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.json().then(function (body) { showHealth(body, r.status); }); })
-      .catch(function () { setHealth("status", pill(false, "", "no answer")); });
-  }
+  // For dashboard_panels.js: one way to draw a chart and report an error.
+  state.lib = { draw: draw, baseOptions: baseOptions, fail: fail, fmt: fmt, PALETTE: PALETTE, GRID: GRID,
+                MUTED: MUTED };
 
   // ------------------------------------------------------------ start
 
@@ -282,9 +272,12 @@
     var script = document.currentScript || document.querySelector("script[data-world]");
     var worldUrl = script && script.dataset.world;
     var node = document.getElementById("eventlog-dashboard-data");
-    pollHealth();
-    setInterval(pollHealth, 15000);
     highlightPreset();
+    if (window.Chart) {
+      Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+      Chart.defaults.color = MUTED;
+    }
+    autoSubmitPathFilter();
     if (!node || !window.Chart) {
       if (node) fail("setup", "Chart.js did not load");
       state.ready = true;
@@ -293,14 +286,13 @@
     var data = JSON.parse(node.textContent);
     if (!data) { state.ready = true; return; }  // the store did not answer: no figures
     var t = data.tables;
-    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-    Chart.defaults.color = MUTED;
     traffic(t.traffic);
     hbar("pages", t.pages, function (r) { return r.path; }, function (r) { return r.count; }, PALETTE[0]);
     doughnut("events", t.events, function (r) { return r.event; });
     doughnut("browsers", t.browsers, function (r) { return r.browser; });
     doughnut("os", t.os, function (r) { return r.os; });
     doughnut("device_types", t.device_types, function (r) { return r.device_type; });
+    pathSteps(t.path_steps || []);
     hbar("referrers", t.referrers, function (r) { return r.referrer; }, function (r) { return r.count; }, PALETTE[5]);
     hbar("exit_links", t.exit_links, function (r) { return r.url.replace(/^https?:\/\//, ""); },
          function (r) { return r.count; }, PALETTE[3]);

@@ -48,7 +48,9 @@
   function post(events) {
     return fetch(endpoint, {
       method: "POST", body: JSON.stringify({events: events}), keepalive: true,
-      credentials: "same-origin", headers: {"Content-Type": "application/json"}
+      // cfg.cred: the endpoint is another origin of the same site (EVENTLOG_COLLECT_URL) that
+      // lets this page send its cookies (EVENTLOG_TRACKER_CREDENTIAL_ORIGINS): one visitor id.
+      credentials: cfg.cred ? "include" : "same-origin", headers: {"Content-Type": "application/json"}
     }).then(function (r) {
       // 4xx other than 429 will never succeed: drop rather than retry forever.
       if (r.ok || (r.status >= 400 && r.status < 500 && r.status !== 429)) return true;

@@ -1,0 +1,265 @@
+"""Recomputing buckets, and merging them into hours and days.
+
+Buckets are recomputed from their sources (raw events, stats_visits); an hour
+(``stats_hourly``, per site) is the merge of its event and visit buckets; a day
+(``stats_daily_site`` per site, ``stats_daily`` for all sites) is the merge of its
+hours. Each level is written whole (``ReplaceOne`` with its ``_id``, see the
+package notes on nx-27017) and documents of the same range that no longer have a
+source are deleted, so every level is a pure function of the level below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pymongo
+from pymongo import ReplaceOne
+
+from . import tables as tb
+from .buckets import (
+    SCALARS,
+    SKETCHES,
+    VISIT_SCALARS,
+    bucket_id,
+    bucket_of,
+    event_bucket_doc,
+    event_row,
+    exit_row,
+    visit_buckets,
+)
+from .common import (
+    DAY,
+    DIMENSIONS,
+    FLOW_TOP,
+    HOUR,
+    STATS_BUCKET_ROWS,
+    STATS_BUCKETS,
+    STATS_DAILY,
+    STATS_DAILY_SITE,
+    STATS_HOURLY,
+    STATS_VISIT_BUCKETS,
+    TOP_N,
+    as_date,
+    day_bounds,
+    floor_to,
+    from_epoch,
+    ref,
+)
+from .sketch import Distinct, merge_all
+from .visits import visits_starting
+
+# Keys a day keeps per table (the funnel of read_paths needs the entry table as long as the flows).
+DAY_LIMITS: dict[str, int | None] = {**{d.name: TOP_N for d in DIMENSIONS}, "duration": None,
+                                     "entry": FLOW_TOP, "exit": TOP_N, "campaign": TOP_N, "flow": FLOW_TOP}
+# Hours keep more than days (a key a day keeps is then counted in full unless some hour had more
+# distinct keys than this), and not everything: a busy site's hours hold thousands of distinct
+# flows and paths, and every run merges a day from its hours. A cut shows in ``distinct``.
+HOUR_LIMITS: dict[str, int | None] = {name: None if limit is None else 5 * limit for name, limit in DAY_LIMITS.items()}
+HOUR_LIMITS["flow"] = HOUR_LIMITS["entry"] = 2 * FLOW_TOP
+
+
+def ensure_indexes(db: Any) -> None:
+    db[STATS_BUCKET_ROWS].create_index([("bucket", pymongo.ASCENDING)])
+    for name in (STATS_BUCKETS, STATS_VISIT_BUCKETS):
+        db[name].create_index([("bucket", pymongo.ASCENDING)])
+        db[name].create_index([("hour", pymongo.ASCENDING)])
+    db[STATS_HOURLY].create_index([("day", pymongo.ASCENDING)])
+    db[STATS_HOURLY].create_index([("hour", pymongo.ASCENDING)])
+    db[STATS_DAILY].create_index([("day", pymongo.ASCENDING)])
+    db[STATS_DAILY_SITE].create_index([("day", pymongo.ASCENDING)])
+
+
+def runs(buckets: Iterable[int], size: int, longest: int) -> Iterator[tuple[int, int]]:
+    """Contiguous runs [first, last] of the given buckets, each at most ``longest`` seconds."""
+    first = last = None
+    for b in sorted(set(buckets)):
+        if first is not None and b == last + size and b + size - first <= longest:
+            last = b
+            continue
+        if first is not None:
+            yield first, last
+        first = last = b
+    if first is not None:
+        yield first, last
+
+
+def _replace(coll: Any, docs: list[dict[str, Any]], stale: dict[str, Any]) -> None:
+    """Write ``docs`` whole and delete the other documents matching ``stale``."""
+    if docs:
+        coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False)
+    coll.delete_many({**stale, "_id": {"$nin": [d["_id"] for d in docs]}})
+
+
+def fold_events(db: Any, page_views: Iterable[dict[str, Any]], exit_links: Iterable[dict[str, Any]], size: int,
+                now: datetime, fresh: bool = False) -> set[int]:
+    """Put raw page views and exit links (new or changed) into their event buckets; returns the buckets.
+
+    Each touched bucket document is read, its rows for these events replaced (by event
+    id: a redelivered or re-selected event replaces itself), its figures recounted from
+    its rows, and written whole; a bucket whose rows did not change is left alone (and not
+    returned, so its hour and day are not re-merged). ``fresh``: the given events are all
+    the buckets hold (a refresh from the raw logs), existing rows are dropped.
+    """
+    rows: dict[tuple[int, str], dict[str, list[Any]]] = {}
+    exits: dict[tuple[int, str], dict[str, list[Any]]] = {}
+    for doc in page_views:
+        key = bucket_of(doc, size)
+        if key is not None:
+            rows.setdefault(key, {})[str(doc["_id"])] = event_row(doc)
+    for doc in exit_links:
+        key = bucket_of(doc, size)
+        if key is not None:
+            exits.setdefault(key, {})[str(doc["_id"])] = exit_row(doc)
+    keys = set(rows) | set(exits)
+    stored: dict[str, dict[str, Any]] = {}
+    if not fresh and keys:
+        ids = [bucket_id("e", b, site) for b, site in keys]
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start:chunk_start + 500]
+            stored.update({d["_id"]: d for d in db[STATS_BUCKET_ROWS].find({"_id": {"$in": chunk}})})
+    docs = []
+    changed: set[int] = set()
+    for bucket, site in keys:
+        old = stored.get(bucket_id("e", bucket, site))
+        old_rows = {row[0]: row for row in (old or {}).get("rows") or []}
+        old_exits = {row[0]: row for row in (old or {}).get("xrows") or []}
+        merged_rows = {**old_rows, **rows.get((bucket, site), {})}
+        merged_exits = {**old_exits, **exits.get((bucket, site), {})}
+        if old is not None and merged_rows == old_rows and merged_exits == old_exits:
+            continue  # re-selected, redelivered or unchanged events: nothing to recount or re-merge
+        changed.add(bucket)
+        docs.append(event_bucket_doc(bucket, site, list(merged_rows.values()), list(merged_exits.values()), now))
+    for chunk_start in range(0, len(docs), 200):
+        chunk = docs[chunk_start:chunk_start + 200]
+        # The rows in a collection of their own: the hour merges read the figures only
+        # (nx-27017 reads a whole document even for a projection).
+        db[STATS_BUCKET_ROWS].bulk_write([ReplaceOne({"_id": d["_id"]}, {
+            "_id": d["_id"], "bucket": d["bucket"], "rows": d.pop("rows"), "xrows": d.pop("xrows")}, upsert=True)
+            for d in chunk], ordered=False)
+        db[STATS_BUCKETS].bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk], ordered=False)
+    return changed
+
+
+def clear_event_buckets(db: Any, first: int, last: int, keep: Iterable[int]) -> None:
+    """Delete the event buckets first..last that are not in ``keep`` (a refresh found no events there)."""
+    for name in (STATS_BUCKETS, STATS_BUCKET_ROWS):
+        db[name].delete_many({"bucket": {"$gte": first, "$lte": last, "$nin": sorted(set(keep))}})
+
+
+def write_visit_range(db: Any, first: int, last: int, size: int, now: datetime) -> None:
+    """Recompute the visit buckets first..last from stats_visits."""
+    docs = list(visit_buckets(visits_starting(db, first, last + size), size, now).values())
+    _replace(db[STATS_VISIT_BUCKETS], docs, {"bucket": {"$gte": first, "$lte": last}})
+
+
+class Merged:
+    """Figures of several bucket/hour/day documents added together."""
+
+    def __init__(self) -> None:
+        self.n: dict[str, float] = {}
+        self.tables: tb.Tables = {}
+        self.sketches: dict[str, list[Any]] = {name: [] for name in SKETCHES}
+        self.cut_from: dict[str, int] = {}
+
+    def add(self, doc: dict[str, Any], only: Iterable[str] | None = None) -> None:
+        for name, value in (doc.get("n") or {}).items():
+            self.n[name] = self.n.get(name, 0) + (value or 0)
+        for name, count in (doc.get("distinct") or {}).items():  # keys a level below had before its cut
+            self.cut_from[name] = max(self.cut_from.get(name, 0), count)
+        tb.decode_into(self.tables, doc, only)
+        for name, sketch in (doc.get("u") or {}).items():
+            self.sketches.setdefault(name, []).append(sketch)
+
+    def distinct(self, name: str) -> Distinct:
+        return merge_all(self.sketches.get(name, []))
+
+
+def _merged_doc(merged: Merged, limits: dict[str, int | None] | None) -> dict[str, Any]:
+    tables, distinct = tb.cut(merged.tables, limits or {})
+    # At least what one document below had: a cut hour makes its day "not complete" too.
+    distinct = {name: max(n, merged.cut_from.get(name, 0)) for name, n in distinct.items()}
+    sketches = {name: merged.distinct(name).to_doc() for name in SKETCHES}
+    n = {name: merged.n.get(name, 0) for name in (*SCALARS, *VISIT_SCALARS)}
+    n["duration_total"] = round(n["duration_total"], 3)
+    n["visit_duration_total"] = round(n["visit_duration_total"], 3)
+    return {"n": n, **tb.encode(tables), "u": sketches, "distinct": distinct}
+
+
+def write_hours(db: Any, hours: Iterable[int], now: datetime) -> set[str]:
+    """Re-merge the given hours (per site) from their buckets; returns the days they belong to.
+
+    Hours are read and written a day at a time (one query per collection, one bulk write,
+    one delete): each round trip to nx-27017 costs milliseconds.
+    """
+    by_day: dict[int, list[int]] = {}
+    for hour in set(hours):
+        by_day.setdefault(floor_to(hour, DAY), []).append(hour)
+    for day_start, wanted in sorted(by_day.items()):
+        first, last = min(wanted), max(wanted)
+        merged: dict[tuple[int, str], Merged] = {}
+        for name in (STATS_BUCKETS, STATS_VISIT_BUCKETS):
+            for doc in db[name].find({"hour": {"$gte": first, "$lte": last}}):
+                if doc["hour"] in wanted:
+                    merged.setdefault((doc["hour"], doc.get("site") or ""), Merged()).add(doc)
+        day = from_epoch(day_start).date().isoformat()
+        docs = [{"_id": f"h|{ref((site,))}|{hour}", "hour": hour, "day": day, "site": site,
+                 **_merged_doc(m, HOUR_LIMITS), "computed_at": now} for (hour, site), m in merged.items()]
+        _replace(db[STATS_HOURLY], docs, {"hour": {"$in": sorted(wanted)}})
+    return {from_epoch(d).date().isoformat() for d in by_day}
+
+
+def scalars(n: dict[str, float], visitors: int, new: int, users: int) -> dict[str, Any]:
+    """The flat figures of a day or range (the names stats_daily always had, and the visit figures)."""
+    page_views = int(n.get("page_views", 0))
+    samples, total = n.get("duration_samples", 0), n.get("duration_total", 0.0)
+    visits, bounces = int(n.get("visits", 0)), int(n.get("bounces", 0))
+    pages, visit_total = n.get("visit_pages", 0), n.get("visit_duration_total", 0.0)
+    return {
+        "all_views": int(n.get("all_views", 0)), "page_views": page_views, "bot_views": int(n.get("bot_views", 0)),
+        "unique_visitors": visitors, "new_visitors": new, "returning_visitors": max(0, visitors - new),
+        "first_time_views": int(n.get("first_time_views", 0)),
+        "returning_views": page_views - int(n.get("first_time_views", 0)),
+        "logged_in_users": users, "logged_in_views": int(n.get("logged_in_views", 0)),
+        "anonymous_views": page_views - int(n.get("logged_in_views", 0)),
+        "tutorial_views": int(n.get("tutorial_views", 0)), "exit_clicks": int(n.get("exit_clicks", 0)),
+        "duration_samples": int(samples), "duration_total": round(total, 3),
+        "duration_avg": round(total / samples, 3) if samples else None,
+        "visits": visits, "bounces": bounces, "visit_pages": int(pages),
+        "visit_duration_total": round(visit_total, 3),
+        "bounce_rate": round(bounces / visits, 4) if visits else None,
+        "pages_per_visit": round(pages / visits, 3) if visits else None,
+        "visit_duration_avg": round(visit_total / visits, 3) if visits else None,
+    }
+
+
+def _day_doc(doc_id: str, day: str, site: str | None, merged: Merged, now: datetime) -> dict[str, Any]:
+    body = _merged_doc(merged, DAY_LIMITS)
+    counts = [Distinct.from_doc(body["u"][name]).count() for name in SKETCHES]
+    return {"_id": doc_id, "day": day, "date": day_bounds(as_date(day))[0], "site": site, **body,
+            **scalars(body["n"], *counts), "computed_at": now}
+
+
+def write_days(db: Any, days: Iterable[str], now: datetime) -> None:
+    """Re-merge the given days from their hours: per site, and all sites together."""
+    for day in sorted(set(days)):
+        by_site: dict[str, Merged] = {}
+        everything = Merged()
+        for doc in db[STATS_HOURLY].find({"day": day}):
+            by_site.setdefault(doc.get("site") or "", Merged()).add(doc)
+            everything.add(doc)
+        site_docs = [_day_doc(f"s|{ref((site,))}|{day}", day, site, merged, now) for site, merged in by_site.items()]
+        _replace(db[STATS_DAILY_SITE], site_docs, {"day": day})
+        if by_site:
+            db[STATS_DAILY].replace_one({"_id": day}, _day_doc(day, day, None, everything, now), upsert=True)
+        else:
+            db[STATS_DAILY].delete_one({"_id": day})
+
+
+def hours_of(buckets: Iterable[int]) -> set[int]:
+    return {floor_to(b, HOUR) for b in buckets}
+
+
+def days_of(buckets: Iterable[int]) -> set[str]:
+    return {from_epoch(floor_to(b, DAY)).date().isoformat() for b in buckets}

@@ -1,0 +1,205 @@
+"""One rollup run (what beat schedules), a refresh of whole days, and the first run."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from . import merge, visits
+from .common import (
+    BUCKET_SECONDS,
+    DAY,
+    EXIT_LINK_LOGS,
+    STATS_STAMP,
+    STATS_TUTORIALS,
+    STATS_WATERMARKS,
+    WEBSITE_LOGS,
+    as_date,
+    day_bounds,
+    day_str,
+    epoch,
+    floor_to,
+    from_epoch,
+)
+from .selection import (
+    LOCK_TTL,
+    SAFETY_OVERLAP,
+    SELECT_FIELDS,
+    acquire_lock,
+    exit_links_since,
+    marks_of,
+    newest_ts,
+    page_view_chunks,
+    release_lock,
+    unstamped_chunks,
+    write_watermarks,
+)
+from .tutorials import rollup_tutorials
+
+log = logging.getLogger(__name__)
+
+VISIT_GAP = timedelta(minutes=30)
+
+
+class LeaseLost(RuntimeError):
+    """Another run took the lease (this one took longer than its TTL)."""
+
+
+class _Run:
+    """State of one run: what it recomputed, and the lease it must keep."""
+
+    def __init__(self, db: Any, owner: str, now: datetime, size: int, gap: float, lock_ttl: float) -> None:
+        self.db, self.owner, self.now, self.size, self.gap, self.lock_ttl = db, owner, now, size, gap, lock_ttl
+        self.event_buckets: set[int] = set()
+        self.visit_buckets: set[int] = set()
+        self.visits_written = 0
+        self.events = 0
+
+    def renew(self) -> None:
+        if not acquire_lock(self.db, self.owner, self.lock_ttl):
+            raise LeaseLost
+
+    def fold(self, page_views: list[dict[str, Any]], exit_links: list[dict[str, Any]], fresh: bool = False) -> None:
+        """New or changed events into their event buckets and into visits."""
+        self.events += len(page_views)
+        self.event_buckets |= merge.fold_events(self.db, page_views, exit_links, self.size, self.now, fresh)
+        touched, written = visits.sessionize(self.db, page_views, self.gap)
+        self.visits_written += written
+        self.visit_buckets.update(floor_to(ts, self.size) for ts, _site in touched)
+        self.renew()
+
+    def refresh_day(self, day: date) -> None:
+        """Rebuild a day's event buckets from the raw logs, and the visits that started that day.
+
+        The day's visits are dropped and re-derived from the raw page views from the day's
+        start to the end of its last visit (which may run into the next day).
+        """
+        start, end = day_bounds(day)
+        first = int(epoch(start))
+        dropped = visits.drop_visits_starting(self.db, first, first + DAY)
+        self.visit_buckets.update(floor_to(ts, self.size) for ts in dropped)
+        until = max([end, *(from_epoch(ts) for ts in dropped.values())])
+        window = {"datetime": {"$gte": start, "$lt": end}}
+        page_views = list(self.db[WEBSITE_LOGS].find({"datetime": {"$gte": start, "$lte": until}}, SELECT_FIELDS))
+        exit_links = list(self.db[EXIT_LINK_LOGS].find(window, {"datetime": 1, "exit_link": 1, "site": 1}))
+        today = [d for d in page_views if isinstance(d.get("datetime"), datetime) and d["datetime"] < end]
+        self.events += len(today)
+        self.event_buckets |= merge.fold_events(self.db, today, exit_links, self.size, self.now, fresh=True)
+        touched, written = visits.sessionize(self.db, page_views, self.gap)
+        self.visits_written += written
+        self.visit_buckets.update(floor_to(ts, self.size) for ts, _site in touched)
+        self.renew()
+        kept = {b for b in self.event_buckets if first <= b < first + DAY}
+        merge.clear_event_buckets(self.db, first, first + DAY - self.size, kept)
+        self.event_buckets.update(range(first, first + DAY, self.size))
+
+    def finish(self) -> list[str]:
+        """Recompute the touched visit buckets, then re-merge the hours and days touched; returns the days."""
+        for first, last in merge.runs(self.visit_buckets, self.size, DAY):
+            merge.write_visit_range(self.db, first, last, self.size, self.now)
+        self.renew()
+        days = merge.write_hours(self.db, merge.hours_of(self.event_buckets | self.visit_buckets), self.now)
+        self.renew()
+        merge.write_days(self.db, days, self.now)
+        if days:  # readers cache day documents until this changes (read._docs)
+            self.db[STATS_WATERMARKS].replace_one({"_id": STATS_STAMP}, {"_id": STATS_STAMP, "run": uuid.uuid4().hex,
+                                                                         "at": self.now}, upsert=True)
+        return sorted(days)
+
+
+def ensure_indexes(db: Any) -> None:
+    merge.ensure_indexes(db)
+    visits.ensure_indexes(db)
+    db[STATS_TUTORIALS].create_index("kind")
+    # The selection's index (the store creates it too; rollups must not depend on that).
+    db[WEBSITE_LOGS].create_index("updated_ts")
+
+
+def _skipped(reason: str, seen: int = 0) -> dict[str, Any]:
+    return {"skipped": reason, "days": [], "events": seen, "buckets": 0, "visits": 0, "watermarks": {},
+            "tutorials": {}}
+
+
+def run_rollups(db: Any, now: datetime | None = None, tutorials: dict[str, list[str]] | None = None,
+                overlap: timedelta = SAFETY_OVERLAP, lock_ttl: float = LOCK_TTL,
+                visit_gap: timedelta = VISIT_GAP, bucket_seconds: int = BUCKET_SECONDS) -> dict[str, Any]:
+    """One incremental, idempotent rollup run (what beat schedules).
+
+    ``tutorials`` maps foss -> the titles of its tutorials (the course), used for
+    the course progress distribution. Returns what was done::
+
+        {"skipped": None | "locked" | "lease lost", "days": ["YYYY-MM-DD", ...], "events": n,
+         "buckets": n, "visits": n, "watermarks": {...}, "tutorials": {...}}
+
+    The first run (no watermark) is the same loop over every page view.
+    """
+    now = now or datetime.now(UTC)
+    owner = uuid.uuid4().hex
+    if not acquire_lock(db, owner, lock_ttl):
+        log.info("eventlog rollups: another run holds the lease; skipping")
+        return _skipped("locked")
+    run = _Run(db, owner, now, bucket_seconds, visit_gap.total_seconds(), lock_ttl)
+    try:
+        ensure_indexes(db)
+        marks = marks_of(db)
+        since = marks[WEBSITE_LOGS].get("updated_ts")
+        newest = since
+        exit_links, marks[EXIT_LINK_LOGS] = exit_links_since(db, marks[EXIT_LINK_LOGS], overlap)
+        for chunk in page_view_chunks(db, None if since is None else since - overlap.total_seconds()):
+            run.fold(chunk, exit_links)
+            exit_links = []
+            newest = newest_ts(chunk, newest)
+        if since is None:  # the first run also counts what has no updated_ts (imported page views)
+            for chunk in unstamped_chunks(db):
+                run.fold(chunk, exit_links)
+                exit_links = []
+        if exit_links:
+            run.fold([], exit_links)
+        days = run.finish()
+        marks[WEBSITE_LOGS] = {"updated_ts": newest}
+        write_watermarks(db, marks, now)
+        tutorial_summary = rollup_tutorials(db, tutorials, now)
+    except LeaseLost:
+        log.warning("eventlog rollups: lease lost; leaving the rest to the next run")
+        return _skipped("lease lost")
+    finally:
+        release_lock(db, owner)
+    return {
+        "skipped": None, "days": days, "events": run.events, "buckets": len(run.event_buckets),
+        "visits": run.visits_written,
+        "watermarks": {name: {k: v.isoformat() if isinstance(v, datetime) else v for k, v in mark.items()
+                              if k not in ("_id", "updated_at")} for name, mark in marks.items()},
+        "tutorials": tutorial_summary,
+    }
+
+
+def refresh_days(db: Any, days: Iterable[date | datetime | str], now: datetime | None = None,
+                 lock_ttl: float = LOCK_TTL, visit_gap: timedelta = VISIT_GAP,
+                 bucket_seconds: int = BUCKET_SECONDS) -> dict[str, Any]:
+    """Rebuild whole days from the raw logs, whatever the watermarks say (a safety net for
+    events stored without ``updated_ts``); under the lease. Their visits are re-derived."""
+    now = now or datetime.now(UTC)
+    owner = uuid.uuid4().hex
+    if not acquire_lock(db, owner, lock_ttl):
+        return _skipped("locked")
+    run = _Run(db, owner, now, bucket_seconds, visit_gap.total_seconds(), lock_ttl)
+    try:
+        ensure_indexes(db)
+        for day in sorted({as_date(d) for d in days}):
+            run.refresh_day(day)
+        done = run.finish()
+    except LeaseLost:
+        return _skipped("lease lost")
+    finally:
+        release_lock(db, owner)
+    return {"skipped": None, "days": done, "events": run.events, "buckets": len(run.event_buckets),
+            "visits": run.visits_written}
+
+
+def rollup_day(db: Any, day: date | datetime | str, now: datetime | None = None) -> dict[str, Any] | None:
+    """Recompute one UTC day (kept for callers of the old API); returns its stats_daily document."""
+    refresh_days(db, [day], now)
+    return db["stats_daily"].find_one({"_id": day_str(as_date(day))})

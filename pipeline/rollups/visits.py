@@ -1,0 +1,167 @@
+"""Visits: a visitor's page views with no gap longer than the visit gap.
+
+One ``stats_visits`` document per visit, holding its page views (time, event id,
+path, event name, engaged seconds, landing UTM, user), so that a visit can be
+re-derived from its own document plus new events, without reading raw logs:
+
+- a new, redelivered, late or changed page view of visitor V at time t can only
+  change V's visits that lie within the gap of t (it may extend one, or join two);
+- those visits' page views plus the new ones (deduplicated by event id, the new
+  copy winning) are sorted and split again wherever the gap is exceeded;
+- visits that came out different are written (the ``_id`` is the id of the first
+  page view), visits that no longer exist are deleted, identical ones are left alone.
+
+So the cost follows the new events (and the visits they touch), a visit that spans
+bucket, hour or day boundaries is handled like any other, and running the same
+events through twice changes nothing. A visit counts in the bucket (and day) where
+it *started*; its start bucket is recomputed when it changes.
+
+People only: bot page views and page views without a ``visitor_id`` (Do Not
+Track) make no visits. Visit duration = last page view time - first page view
+time + the last page's engaged time (``visit_duration``, from the tracker) when known.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pymongo
+from pymongo import DeleteMany, ReplaceOne
+
+from .common import ANONYMOUS, FLOW_STEPS, STATS_VISITS, UTM_FIELDS, as_utc, from_epoch, is_number, site_of
+
+VISIT_FIELDS = ("_id", "datetime", "is_bot", "visitor_id", "visited_by", "path_info", "event_name", "visit_duration",
+                "site", *UTM_FIELDS)
+LOOKUP_CHUNK = 500
+
+Page = list[Any]  # [ts, event id, path, event name, engaged seconds | None, utm | None, user | None]
+
+
+def ensure_indexes(db: Any) -> None:
+    coll = db[STATS_VISITS]
+    coll.create_index([("vkey", pymongo.ASCENDING), ("end_ts", pymongo.ASCENDING)])
+    coll.create_index([("start_ts", pymongo.ASCENDING)])
+
+
+def page_of(doc: dict[str, Any]) -> tuple[tuple[str, str], Page] | None:
+    """(site, visitor), page of a raw page view; None when it makes no visit."""
+    when, visitor = doc.get("datetime"), doc.get("visitor_id")
+    if doc.get("is_bot") is True or visitor is None or not isinstance(when, datetime):
+        return None
+    utm = [doc.get(f) if isinstance(doc.get(f), str) and doc.get(f) else None for f in UTM_FIELDS]
+    user = doc.get("visited_by")
+    page: Page = [as_utc(when).timestamp(), str(doc["_id"]), doc.get("path_info"), doc.get("event_name"),
+                  float(doc["visit_duration"]) if is_number(doc.get("visit_duration")) else None,
+                  utm if any(utm) else None, user if user not in (ANONYMOUS, None) else None]
+    return (site_of(doc), str(visitor)), page
+
+
+def split(pages: Iterable[Page], gap: float) -> list[list[Page]]:
+    """Pages (any order) cut into visits wherever two page views are more than ``gap`` apart."""
+    visits: list[list[Page]] = []
+    for page in sorted(pages, key=lambda p: (p[0], p[1])):
+        if visits and page[0] - visits[-1][-1][0] <= gap:
+            visits[-1].append(page)
+        else:
+            visits.append([page])
+    return visits
+
+
+def visit_doc(site: str, visitor: str, pages: list[Page]) -> dict[str, Any]:
+    first, last = pages[0], pages[-1]
+    users = [p[6] for p in pages if p[6]]
+    return {
+        "_id": first[1], "vkey": visitor, "site": site,
+        "start": from_epoch(first[0]), "start_ts": first[0], "end_ts": last[0],
+        "n": len(pages), "pages": pages,
+        "steps": [[p[2], p[3]] for p in pages[:FLOW_STEPS]], "exit": last[2],
+        "utm": first[5], "user": users[0] if users else None,
+        "duration": round(last[0] - first[0] + (last[4] or 0.0), 3),
+    }
+
+
+def _near(times: list[float], start: float, end: float, gap: float) -> bool:
+    """Whether a time in sorted ``times`` lies within [start - gap, end + gap]."""
+    i = bisect.bisect_left(times, start - gap)
+    return i < len(times) and times[i] <= end + gap
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _existing(db: Any, keys: list[tuple[str, str]], since: float) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    visitors = sorted({v for _, v in keys})
+    wanted = set(keys)
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for doc in db[STATS_VISITS].find({"vkey": {"$in": visitors}, "end_ts": {"$gte": since}}):
+        key = (doc.get("site") or "", doc["vkey"])
+        if key in wanted:
+            found.setdefault(key, []).append(doc)
+    return found
+
+
+def sessionize(db: Any, events: Iterable[dict[str, Any]], gap: float) -> tuple[set[tuple[float, str]], int]:
+    """Fold new or changed raw page views into stats_visits.
+
+    Returns the (start time, site) of every visit written or deleted (their start
+    buckets must be recomputed) and the number of visits written.
+    """
+    new: dict[tuple[str, str], dict[str, Page]] = {}
+    for doc in events:
+        found = page_of(doc)
+        if found is not None:
+            key, page = found
+            new.setdefault(key, {})[page[1]] = page
+    touched: set[tuple[float, str]] = set()
+    written = 0
+    keys = sorted(new)
+    for chunk in _chunks(keys, LOOKUP_CHUNK):
+        since = min(p[0] for key in chunk for p in new[key].values()) - gap
+        existing = _existing(db, chunk, since)
+        writes: list[Any] = []
+        gone: list[Any] = []
+        for key in chunk:
+            pages = new[key]
+            times = sorted(p[0] for p in pages.values())
+            affected = [v for v in existing.get(key, []) if _near(times, v["start_ts"], v["end_ts"], gap)]
+            merged: dict[str, Page] = {p[1]: p for v in affected for p in v.get("pages") or []}
+            merged.update(pages)
+            old = {v["_id"]: v for v in affected}
+            for visit_pages in split(merged.values(), gap):
+                doc = visit_doc(key[0], key[1], visit_pages)
+                before = old.pop(doc["_id"], None)
+                if before is not None and before.get("pages") == doc["pages"]:
+                    continue  # unchanged: nothing to write, nothing to recompute
+                if before is not None:
+                    touched.add((before["start_ts"], key[0]))
+                touched.add((doc["start_ts"], key[0]))
+                writes.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
+            for doc_id, before in old.items():
+                touched.add((before["start_ts"], key[0]))
+                gone.append(doc_id)
+        if gone:
+            writes.append(DeleteMany({"_id": {"$in": gone}}))
+        if writes:
+            db[STATS_VISITS].bulk_write(writes, ordered=True)
+            written += sum(isinstance(w, ReplaceOne) for w in writes)
+    return touched, written
+
+
+def visits_starting(db: Any, start_ts: float, end_ts: float) -> Iterator[dict[str, Any]]:
+    """The visits that started in [start_ts, end_ts), projected to what the visit buckets need."""
+    # No projection: nx-27017 reads the whole document anyway, and answers a projected find slower.
+    return db[STATS_VISITS].find({"start_ts": {"$gte": start_ts, "$lt": end_ts}})
+
+
+def drop_visits_starting(db: Any, start_ts: float, end_ts: float) -> dict[float, float]:
+    """Delete the visits that started in [start_ts, end_ts) (a refresh re-derives them); {start: end} of each."""
+    found = {d["_id"]: (d["start_ts"], d["end_ts"]) for d in
+             db[STATS_VISITS].find({"start_ts": {"$gte": start_ts, "$lt": end_ts}}, {"start_ts": 1, "end_ts": 1})}
+    if found:
+        db[STATS_VISITS].delete_many({"_id": {"$in": list(found)}})
+    return dict(found.values())
