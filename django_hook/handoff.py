@@ -16,7 +16,8 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from pipeline import reconcile
-from pipeline.spool import Shipper, Spool
+from pipeline.shipper import Shipper
+from pipeline.spool import Spool
 from pipeline.store import process_client
 
 log = logging.getLogger(__name__)

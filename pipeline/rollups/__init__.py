@@ -41,6 +41,10 @@ level below, so two runs, two beat instances (a lease also keeps the second one
 out), redelivered, re-selected or late events all give the same figures, and a
 run that dies half way is repaired by the next (the watermarks had not moved).
 
+Bucket rows, a visit's pages and every count table are stored packed, one JSON text each
+(:mod:`.packing`): a store's cost follows the number of values it converts, and these are
+only ever read whole.
+
 Distinct counts (unique visitors, new visitors, logged-in users) are mergeable
 sketches (:mod:`.sketch`: exact hash sets while small, HyperLogLog++ beyond), so a
 30-day range counts each visitor once.

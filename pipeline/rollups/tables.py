@@ -1,9 +1,9 @@
 """Count tables: the breakdowns a bucket, an hour or a day holds, and how they merge.
 
 A table maps a key (a tuple: the dimension's value and its extras) to a list of
-counts; merging adds the counts. Stored in MongoDB as a list of rows
+counts; merging adds the counts. Stored as a list of rows
 ``[key..., count...]`` (keys such as paths may hold "." or "$", so they cannot be
-field names).
+field names), packed into one JSON text per table (:mod:`.packing`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .common import DIMENSIONS
+from .packing import pack, unpack
 
 # counts per row of each table; every other table (the page view dimensions) has one
 COUNT_WIDTH = {"entry": 5, "exit": 2, "flow": 1, "campaign": 3}
@@ -43,11 +44,16 @@ def field(name: str) -> str:
     return PREFIX + name
 
 
-def encode(tables: Tables) -> dict[str, list[list[Any]]]:
-    """The tables as document fields (``t_<name>``: rows), rows in key order (documents are
-    then the same whatever order the events arrived in)."""
-    return {field(name): [[*key, *table[key]] for key in sorted(table, key=_order)]
+def encode(tables: Tables) -> dict[str, str]:
+    """The tables as document fields (``t_<name>``: its packed rows), rows in key order (documents
+    are then the same whatever order the events arrived in)."""
+    return {field(name): pack([[*key, *table[key]] for key in sorted(table, key=_order)])
             for name, table in sorted(tables.items())}
+
+
+def rows(doc: dict[str, Any], name: str) -> list[list[Any]]:
+    """The stored rows ``[key..., count...]`` of one table of a document."""
+    return unpack(doc.get(field(name))) or []
 
 
 def _order(key: tuple[Any, ...]) -> list[str]:
@@ -65,7 +71,7 @@ def decode_into(tables: Tables, doc: dict[str, Any], only: Iterable[str] | None 
             continue
         width = KEY_WIDTH.get(name, 1)
         table = tables.setdefault(name, {})
-        for row in rows:
+        for row in unpack(rows) or []:
             key, counts = tuple(row[:width]), row[width:]
             current = table.get(key)
             if current is None:

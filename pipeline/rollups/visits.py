@@ -1,6 +1,6 @@
 """Visits: a visitor's page views with no gap longer than the visit gap.
 
-One ``stats_visits`` document per visit, holding its page views (time, event id,
+One ``stats_visits`` document per visit, holding its page views (packed, :mod:`.packing`: time, event id,
 path, event name, engaged seconds, landing UTM, user), so that a visit can be
 re-derived from its own document plus new events, without reading raw logs:
 
@@ -32,6 +32,7 @@ import pymongo
 from pymongo import DeleteMany, ReplaceOne
 
 from .common import ANONYMOUS, FLOW_STEPS, STATS_VISITS, UTM_FIELDS, as_utc, from_epoch, is_number, site_of
+from .packing import pack, unpack
 
 VISIT_FIELDS = ("_id", "datetime", "is_bot", "visitor_id", "visited_by", "path_info", "event_name", "visit_duration",
                 "site", *UTM_FIELDS)
@@ -71,6 +72,7 @@ def split(pages: Iterable[Page], gap: float) -> list[list[Page]]:
 
 
 def visit_doc(site: str, visitor: str, pages: list[Page]) -> dict[str, Any]:
+    """A visit's document (``pages`` unpacked: :func:`sessionize` packs it when writing)."""
     first, last = pages[0], pages[-1]
     users = [p[6] for p in pages if p[6]]
     return {
@@ -129,18 +131,18 @@ def sessionize(db: Any, events: Iterable[dict[str, Any]], gap: float) -> tuple[s
             pages = new[key]
             times = sorted(p[0] for p in pages.values())
             affected = [v for v in existing.get(key, []) if _near(times, v["start_ts"], v["end_ts"], gap)]
-            merged: dict[str, Page] = {p[1]: p for v in affected for p in v.get("pages") or []}
+            merged: dict[str, Page] = {p[1]: p for v in affected for p in unpack(v.get("pages")) or []}
             merged.update(pages)
             old = {v["_id"]: v for v in affected}
             for visit_pages in split(merged.values(), gap):
                 doc = visit_doc(key[0], key[1], visit_pages)
                 before = old.pop(doc["_id"], None)
-                if before is not None and before.get("pages") == doc["pages"]:
+                if before is not None and unpack(before.get("pages")) == doc["pages"]:
                     continue  # unchanged: nothing to write, nothing to recompute
                 if before is not None:
                     touched.add((before["start_ts"], key[0]))
                 touched.add((doc["start_ts"], key[0]))
-                writes.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
+                writes.append(ReplaceOne({"_id": doc["_id"]}, {**doc, "pages": pack(doc["pages"])}, upsert=True))
             for doc_id, before in old.items():
                 touched.add((before["start_ts"], key[0]))
                 gone.append(doc_id)

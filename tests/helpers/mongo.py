@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pymongo
 
@@ -48,3 +49,20 @@ def private_event_store(data_dir: Path, prefix: str) -> Iterator[EventStore]:
             yield store
         finally:
             store.client.close()
+
+
+def emptied(db: Any, collections: Iterable[str] | None = None) -> Any:
+    """``db`` with every document of ``collections`` (default: all) deleted, for the next test.
+
+    Cleared, not replaced by a database of a new name: nx-27017 keeps every database of its
+    file in one namespace."""
+    for name in db.list_collection_names() if collections is None else collections:
+        db[name].delete_many({})
+    return db
+
+
+def emptied_store(store: EventStore) -> EventStore:
+    """The store with every collection emptied and its indexes in place."""
+    emptied(store.db)
+    store.ensure_indexes()
+    return store

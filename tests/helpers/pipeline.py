@@ -26,6 +26,19 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def logged_in(site: Pipeline, username: str, password: str,
+              session: requests.Session | None = None) -> requests.Session:
+    """A session logged in to the demo site through its login form (CSRF cookie and token, as a browser)."""
+    session = session or requests.Session()
+    session.get(site.url("/accounts/login/"), timeout=10)
+    answer = session.post(site.url("/accounts/login/"), timeout=10, allow_redirects=False,
+                          data={"username": username, "password": password,
+                                "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+                          headers={"Referer": site.url("/accounts/login/")})
+    assert answer.status_code == 302, answer.status_code
+    return session
+
+
 def purge_queues(broker_url: str) -> None:
     """Empty the stage queues (and, on Redis, what earlier tests' killed workers left unacknowledged)."""
     with Connection(broker_url, connect_timeout=5) as conn:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
+
+from tests.helpers.pipeline import wait_until
 
 PAGES = ("/", "/tutorial-search/?foss=BASH&language=English", "/cdcontent/",
          "/watch/BASH/Basics-of-Shell-Scripting/English/")
@@ -91,3 +94,18 @@ def stored_counts(collection: Any, tag: str) -> Counter:
     prefix = f"https://t.example/{tag}/"
     docs = collection.find({"referrer": {"$regex": f"^{prefix}"}}, {"referrer": 1})
     return Counter(d["referrer"] for d in docs)
+
+
+def answered_then_stored(base_url: str, logs: Any, answered: int = 360, rate: float = 60,
+                         store_timeout: float = 90, settle: float = 0) -> tuple[set[str], Counter]:
+    """Steady traffic until ``answered`` page views got their answer; once every one of them is
+    stored and ``settle`` seconds more have passed (a late redelivery would then show as a
+    duplicate), the answered referrers and how many times each was stored."""
+    tag = uuid.uuid4().hex[:12]
+    traffic = SteadyTraffic(base_url, tag, rate=rate).start()
+    wait_until(lambda: traffic.answered_count() >= answered, 60, f"{answered} answered page views")
+    traffic.stop()
+    done = set(traffic.answered)
+    wait_until(lambda: set(stored_counts(logs, tag)) >= done, store_timeout, "every answered page view stored")
+    time.sleep(settle)
+    return done, stored_counts(logs, tag)

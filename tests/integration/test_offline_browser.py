@@ -20,7 +20,7 @@ import requests
 from playwright.sync_api import BrowserContext, Playwright, sync_playwright
 
 from deploy.stack import free_port
-from tests.helpers.pipeline import Pipeline, live_site, wait_until
+from tests.helpers.pipeline import Pipeline, live_site, logged_in, wait_until
 from tests.integration.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.integration
@@ -55,14 +55,7 @@ def persistent(playwright: Playwright, profile: Path, offline: bool = False) -> 
 
 
 def login(site: Pipeline, username: str) -> requests.Session:
-    session = requests.Session()
-    session.get(site.url("/accounts/login/"), timeout=10)
-    answer = session.post(site.url("/accounts/login/"), timeout=10, allow_redirects=False,
-                          data={"username": username, "password": PASSWORD,
-                                "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-                          headers={"Referer": site.url("/accounts/login/")})
-    assert answer.status_code == 302
-    return session
+    return logged_in(site, username, PASSWORD)
 
 
 def download(session: requests.Session, site: Pipeline, folder: Path) -> Path:

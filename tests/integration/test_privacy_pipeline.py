@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from deploy.stack import PYTHON, ROOT
-from tests.helpers.pipeline import Pipeline, live_site, wait_until
+from tests.helpers.pipeline import Pipeline, live_site, logged_in, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +34,7 @@ def browse(site: Pipeline, username: str, tag: str) -> requests.Session:
     session = requests.Session()
     session.headers["X-Forwarded-For"] = FULL_IP  # the demo trusts its local proxy
     assert session.get(site.url(f"/?t={tag}"), timeout=10).status_code == 200  # before logging in
-    session.get(site.url("/accounts/login/"), timeout=10)
-    answer = session.post(site.url("/accounts/login/"), timeout=10, allow_redirects=False,
-                          data={"username": username, "password": PASSWORD,
-                                "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-                          headers={"Referer": site.url("/accounts/login/")})
-    assert answer.status_code == 302
+    logged_in(site, username, PASSWORD, session)
     for path in (f"/tutorial-search/?t={tag}", f"/cdcontent/?t={tag}"):
         assert session.get(site.url(path), timeout=10).status_code == 200
     report = {"foss": "BASH", "tutorial": "Basics of Shell Scripting", "language": "English", "position": 30.0,

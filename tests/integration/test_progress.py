@@ -13,7 +13,7 @@ import pytest
 import requests
 from playwright.sync_api import Page
 
-from tests.helpers.pipeline import Pipeline, live_site, wait_until
+from tests.helpers.pipeline import Pipeline, live_site, logged_in, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +42,7 @@ def progress_doc(mongo, username: str, foss: str, title: str, language: str) -> 
 
 
 def api_session(site: Pipeline, username: str) -> requests.Session:
-    session = requests.Session()
-    session.get(site.url("/accounts/login/"), timeout=10)
-    answer = session.post(site.url("/accounts/login/"), timeout=10, allow_redirects=False,
-                          data={"username": username, "password": PASSWORD,
-                                "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-                          headers={"Referer": site.url("/accounts/login/")})
-    assert answer.status_code == 302
+    session = logged_in(site, username, PASSWORD)
     session.headers.update({"X-CSRFToken": session.cookies["csrftoken"], "Referer": site.url("/"),
                             "Content-Type": "application/json"})
     return session

@@ -30,7 +30,7 @@ import tasks.health
 from deploy.stack import PYTHON, ROOT
 from tasks.headers import PUBLISHED_HEADER
 from tests.helpers.pipeline import Pipeline, wait_until
-from tests.helpers.traffic import SteadyTraffic, stored_counts
+from tests.helpers.traffic import answered_then_stored
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="rabbitmqctl is not installed")]
@@ -80,15 +80,7 @@ def test_page_views_are_stored_through_quorum_queues(tmp_path, mongo, demo_var_d
         # Four web processes at 60 page views/s: messages of one or two events each, which
         # only a window counted in events gathers into full batches.
         pipeline.web(workers=4)
-        tag = uuid.uuid4().hex[:12]
-        traffic = SteadyTraffic(pipeline.url(""), tag, rate=60).start()
-        wait_until(lambda: traffic.answered_count() >= 360, 60, "360 answered page views")
-        traffic.stop()
-        answered = set(traffic.answered)
-        logs = mongo.database.website_logs
-        wait_until(lambda: set(stored_counts(logs, tag)) >= answered, 90, "every answered page view stored")
-        time.sleep(2)  # a late redelivery would show up as a duplicate now
-        counts = stored_counts(logs, tag)
+        answered, counts = answered_then_stored(pipeline.url(""), mongo.database.website_logs, settle=2)
         assert all(counts[r] == 1 for r in answered), [r for r in answered if counts[r] != 1]
         declared = queues(vhost)
         for name in ("eventlog.enrich", "eventlog.store", "eventlog.dead"):
@@ -148,7 +140,8 @@ def test_health_looks_at_a_waiting_message_without_counting_a_delivery(vhost, mo
 SHIP = """
 import json, sys
 from pathlib import Path
-from pipeline.spool import Shipper, Spool
+from pipeline.shipper import Shipper
+from pipeline.spool import Spool
 from tasks.app import app
 from tasks.publish import publish_batch
 

@@ -4,12 +4,10 @@ processes still fill its batches (behaviour, not timing)."""
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 
-from tests.helpers.pipeline import wait_until
-from tests.helpers.traffic import SteadyTraffic, stored_counts
+from tests.helpers.traffic import answered_then_stored
 
 pytestmark = pytest.mark.integration
 
@@ -27,14 +25,7 @@ def test_flushes_gather_more_messages_than_a_message_window_holds(make_pipeline,
     pipeline.worker(queues="eventlog.enrich")
     store = pipeline.worker(queues="eventlog.store")
     pipeline.web(workers=4)
-    tag = uuid.uuid4().hex[:12]
-    traffic = SteadyTraffic(pipeline.url(""), tag, rate=60).start()
-    wait_until(lambda: traffic.answered_count() >= 360, 60, "360 answered page views")
-    traffic.stop()
-    answered = set(traffic.answered)
-    wait_until(lambda: set(stored_counts(mongo.database.website_logs, tag)) >= answered, 90,
-               "every answered page view stored")
-    counts = stored_counts(mongo.database.website_logs, tag)
+    answered, counts = answered_then_stored(pipeline.url(""), mongo.database.website_logs)
     assert all(counts[r] == 1 for r in answered)
     flushes = [(int(m[1]) + int(m[2]), int(m[4])) for m in FLUSH.finditer(store.log.read_text())]
     events, messages = max(flushes, key=lambda f: f[1])

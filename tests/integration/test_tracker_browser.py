@@ -173,3 +173,37 @@ def test_do_not_track_silences_the_tracker(site, mongo, browser):  # noqa: ANN00
         assert '"pv"' in pv  # the page did carry the tracker
     finally:
         ctx.close()
+
+
+def test_a_tracker_only_page_view_keeps_its_time_when_its_last_record_arrives_first(site, mongo, context):  # noqa: ANN001
+    # A page the middleware never saw (a cached copy, answered here by the browser context), whose
+    # first record is refused on the way: the engaged-time record, sent seconds later, is the one
+    # that creates the document. Its time must be the page view's, not the time the tab was left.
+    tracker = ('<script src="/static/eventlog/tracker.js" defer'
+               ' data-eventlog=\'{"endpoint": "/eventlog/collect/"}\'></script>')
+    context.route(site.url("/cached-page/"), lambda route: route.fulfill(
+        status=200, content_type="text/html", body=f"<title>Cached</title><p>cached</p>{tracker}"))
+    refused: list[str] = []
+
+    def refuse(route) -> None:  # noqa: ANN001
+        refused.append(route.request.post_data or "")
+        route.abort()
+
+    collect = site.url("/eventlog/collect/")
+    context.route(collect, refuse)
+    page = context.new_page()
+    before = time.time()
+    page.goto(site.url("/cached-page/"))
+    pv = page_view_id(page)
+    # Waiting through the page: the sync API runs route handlers only inside its own calls.
+    wait_until(lambda: page.wait_for_timeout(100) or refused, 10, "the page view record to be refused")
+    assert len(refused) == 1 and '"pageview"' in refused[0]
+    context.unroute(collect)  # what follows reaches the site
+    page.wait_for_timeout(4000)
+    left = time.time()
+    hide(page)
+    doc = document(mongo, pv, lambda d: "visit_duration" in d)
+    # The engaged-time record made it (the page view record, queued, waits for the next page):
+    assert doc["source"] == "js" and "screen_width" not in doc
+    viewed = doc["datetime"].timestamp()
+    assert before - 1 <= viewed <= left - 3, (before, viewed, left)

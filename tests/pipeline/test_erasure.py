@@ -15,7 +15,7 @@ import pytest
 from pipeline import erasure, rollups
 from pipeline.events import dead_letter
 from pipeline.store import DEAD_LETTERS, EXIT_LINK_LOGS, TUTORIAL_PROGRESS_LOGS, WEBSITE_LOGS, EventStore
-from tests.helpers.mongo import private_event_store
+from tests.helpers.mongo import emptied_store, private_event_store
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 ALICE_BROWSER, BOB_BROWSER = "a" * 32, "b" * 32
@@ -29,11 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStore]:
 
 @pytest.fixture
 def store(server: EventStore) -> EventStore:
-    """Emptied (nx-27017 shares one namespace across databases: clear, don't rename)."""
-    for name in server.db.list_collection_names():
-        server.db[name].delete_many({})
-    server.ensure_indexes()
-    return server
+    return emptied_store(server)
 
 
 def view(back: int, minute: int, user: str, visitor: str, path: str = "/", **extra: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pipeline import reconcile
 from pipeline.enrich import enrich_events
 from pipeline.events import new_event_id
 from pipeline.store import EventStore
-from tests.helpers.mongo import private_event_store
+from tests.helpers.mongo import emptied, private_event_store
 
 COLLECTIONS = ("website_logs", "exit_link_logs", "tutorial_progress_logs", "dead_letters")
 NOW = time.time()
@@ -31,8 +31,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStore]:
 
 @pytest.fixture
 def empty(store: EventStore) -> EventStore:
-    for name in COLLECTIONS:
-        store.db[name].delete_many({})
+    emptied(store.db, COLLECTIONS)
     return store
 
 

@@ -18,7 +18,7 @@ from pipeline import retention, rollups
 from pipeline.enrich import enrich_events
 from pipeline.events import dead_letter, dead_letter_id, new_event_id
 from pipeline.store import DEAD_LETTERS, EXIT_LINK_LOGS, WEBSITE_LOGS, EventStore
-from tests.helpers.mongo import private_event_store
+from tests.helpers.mongo import emptied_store, private_event_store
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 DAYS = 30
@@ -32,11 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStore]:
 
 @pytest.fixture
 def store(server: EventStore) -> EventStore:
-    """The store, emptied (nx-27017 shares one namespace across databases: clear, don't rename)."""
-    for name in server.db.list_collection_names():
-        server.db[name].delete_many({})
-    server.ensure_indexes()
-    return server
+    return emptied_store(server)
 
 
 def page_view(when: datetime, user: str = "AnonymousUser", **extra: Any) -> dict[str, Any]:

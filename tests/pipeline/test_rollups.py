@@ -26,8 +26,9 @@ from pipeline.rollups import (
     rollup_day,
     rollup_tutorials,
     run_rollups,
+    tables,
 )
-from tests.helpers.mongo import private_database
+from tests.helpers.mongo import emptied, private_database
 
 COLLECTIONS = ("website_logs", "exit_link_logs", "tutorial_progress_logs", "stats_daily", "stats_daily_site",
                "stats_hourly", "stats_buckets", "stats_bucket_rows", "stats_visit_buckets", "stats_visits",
@@ -50,10 +51,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def db(database: Any) -> Any:
-    """The database, emptied (nx-27017 shares one namespace across databases: clear, don't rename)."""
-    for coll in COLLECTIONS:
-        database[coll].delete_many({})
-    return database
+    return emptied(database, COLLECTIONS)
 
 
 # ---------------------------------------------------------------- data set
@@ -234,7 +232,7 @@ def dims(db: Any, day: date) -> dict[str, dict[tuple, int]]:
     doc = daily(db, day)
     found: dict[str, dict[tuple, int]] = {}
     for name in rollups.DIMENSION_EXTRAS:
-        rows = doc.get(f"t_{name}")
+        rows = tables.rows(doc, name)
         if rows:
             width = 1 + len(rollups.DIMENSION_EXTRAS[name])
             found[name] = {tuple(row[:width]): row[width] for row in rows}

@@ -25,7 +25,7 @@ from pipeline.rollups import (
     refresh_days,
     run_rollups,
 )
-from tests.helpers.mongo import private_database
+from tests.helpers.mongo import emptied, private_database
 from tests.pipeline.test_rollups import (
     ANON,
     CHROME_WIN,
@@ -55,9 +55,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def db(database: Any) -> Any:
-    for coll in COLLECTIONS:
-        database[coll].delete_many({})
-    return database
+    return emptied(database, COLLECTIONS)
 
 
 def stats(db: Any) -> dict[str, list[dict[str, Any]]]:

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.spool import Shipper, Spool, spool_size
+from pipeline.shipper import Shipper
+from pipeline.spool import Spool, spool_size
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import load_settings
-from pipeline.spool import Shipper, Spool
+from pipeline.shipper import Shipper
+from pipeline.spool import Spool
 from tasks.health import health
 
 

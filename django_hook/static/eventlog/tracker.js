@@ -22,7 +22,7 @@
     return s;
   }
 
-  var pageViewId = cfg.pv || id();
+  var pageViewId = cfg.pv || id(), viewedAt = Date.now();
 
   function load() {
     try { return JSON.parse(localStorage.getItem(QUEUE) || "[]"); } catch (e) { return []; }
@@ -82,7 +82,12 @@
   }
 
   function event(kind, extra) {
-    var e = {kind: kind, event_id: id(), page_view_id: pageViewId, path: location.pathname, ts: Date.now()};
+    // The records of a page view carry the time it was viewed: on a page without the middleware's
+    // record (a cached page, another site), whichever the pipeline stores first creates the
+    // document (records are enriched in parallel), and its time must be the page view's, not
+    // the time the tab was left. An exit link is its own record, at the time of the click.
+    var e = {kind: kind, event_id: id(), page_view_id: pageViewId, path: location.pathname,
+             ts: kind === "exit" ? Date.now() : viewedAt};
     for (var k in extra) if (extra[k] !== undefined && extra[k] !== null) e[k] = extra[k];
     return e;
   }
