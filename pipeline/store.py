@@ -263,8 +263,12 @@ class EventStore:
         the document and the others add to it, in any order, any number of times."""
         if not merges:
             return WriteResult()
-        operations = [UpdateOne({"_id": m["_id"]}, _merge_update(m, stored_at or datetime.now(UTC)), upsert=True)
-                      for m in merges]
+        stored_at = stored_at or datetime.now(UTC)
+        # Later than the stamp of the page views this batch inserted (which it may merge into): a
+        # rollup run that counted such a page view between the two writes knows it by its stamp
+        # (pipeline.rollups.selection.Seen) and must see the merge as a change.
+        stamp = max(time.time(), stored_at.timestamp() + 1e-6)
+        operations = [UpdateOne({"_id": m["_id"]}, _merge_update(m, stored_at, stamp), upsert=True) for m in merges]
         try:
             self.website_logs.bulk_write(operations, ordered=False)
         except BulkWriteError as exc:
@@ -286,12 +290,12 @@ class EventStore:
             return False
 
 
-def _merge_update(merge: dict[str, Any], stored_at: datetime) -> dict[str, Any]:
+def _merge_update(merge: dict[str, Any], stored_at: datetime, stamp: float) -> dict[str, Any]:
     update: dict[str, Any] = {
         "$setOnInsert": dict(merge["set_on_insert"], stored_at=stored_at),  # a date: insert keeps it
         "$addToSet": {"sources": merge.get("source", "js")},
     }
-    merge["set"] = dict(merge["set"], updated_ts=stored_at.timestamp())
+    merge["set"] = dict(merge["set"], updated_ts=stamp)
     if merge["set"]:
         update["$set"] = merge["set"]
     if merge["max"]:

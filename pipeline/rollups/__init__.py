@@ -24,7 +24,9 @@ recomputation is made small instead, and the levels above it are merges:
    ``datetime`` old, ``updated_ts`` new) lands in its own, old bucket, and so in its own day.
 3. **Visits** (:mod:`.visits`): the selected page views are folded into
    ``stats_visits`` (one document per visit, holding its page views); only visits
-   within the visit gap of a selected event are re-derived. The *visit buckets* of
+   within the visit gap of a selected event are re-derived. A visitor's stored visits are
+   found by one indexed lookup per visitor, or, when a run folds many visitors for the
+   visits stored (the first run, a refresh), in memory (:class:`.visits.VisitIndex`). The *visit buckets* of
    the visits that changed (by visit start) are recomputed from ``stats_visits``.
 4. **Merge** (:mod:`.merge`): each touched hour is re-merged from its ≤ 30 + 30
    bucket documents, each touched day from its ≤ 24 hour documents.
@@ -80,7 +82,11 @@ snapshot works around them); a top-level ``$or`` beside other fields (not used: 
 lease takes two updates); filter strings that start with a date and go on
 (``_id`` values here start with a kind letter, never with a day); updates that
 ``$set`` dates (documents are written whole with ``ReplaceOne`` including ``_id``;
-the lease stores epoch seconds); ``$exists`` (``{$ne: null}`` instead).
+the lease stores epoch seconds); ``$exists`` (``{$ne: null}`` instead). Its speed shapes the
+rest: a date range scans the whole collection (selection is by the numeric ``updated_ts``),
+every ``$in`` on a field other than ``_id`` reads every document (visitors are looked up one
+equality at a time, or in memory), an equality uses an index only if one is named for that
+field alone, and each value of a document costs it a Python call (:mod:`.packing`).
 """
 
 from __future__ import annotations

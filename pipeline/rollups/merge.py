@@ -188,6 +188,13 @@ class Merged:
         return merge_all(self.sketches.get(name, []))
 
 
+def _merged(docs: Iterable[dict[str, Any]]) -> Merged:
+    merged = Merged()
+    for doc in docs:
+        merged.add(doc)
+    return merged
+
+
 def _merged_doc(merged: Merged, limits: dict[str, int | None] | None) -> dict[str, Any]:
     tables, distinct = tb.cut(merged.tables, limits or {})
     # At least what one document below had: a cut hour makes its day "not complete" too.
@@ -256,15 +263,16 @@ def _day_doc(doc_id: str, day: str, site: str | None, merged: Merged, now: datet
 def write_days(db: Any, days: Iterable[str], now: datetime) -> None:
     """Re-merge the given days from their hours: per site, and all sites together."""
     for day in sorted(set(days)):
-        by_site: dict[str, Merged] = {}
-        everything = Merged()
+        hours: dict[str, list[dict[str, Any]]] = {}
         for doc in db[STATS_HOURLY].find({"day": day}):
-            by_site.setdefault(doc.get("site") or "", Merged()).add(doc)
-            everything.add(doc)
-        site_docs = [_day_doc(f"s|{ref((site,))}|{day}", day, site, merged, now) for site, merged in by_site.items()]
+            hours.setdefault(doc.get("site") or "", []).append(doc)
+        site_docs = [_day_doc(f"s|{ref((site,))}|{day}", day, site, _merged(docs), now) for site, docs in hours.items()]
         _replace(db[STATS_DAILY_SITE], site_docs, {"day": day})
-        if by_site:
-            db[STATS_DAILY].replace_one({"_id": day}, _day_doc(day, day, None, everything, now), upsert=True)
+        if hours:
+            # One site (most installs): all sites together are that site's figures, merged already.
+            whole = {**site_docs[0], "_id": day, "site": None} if len(site_docs) == 1 else _day_doc(
+                day, day, None, _merged(doc for docs in hours.values() for doc in docs), now)
+            db[STATS_DAILY].replace_one({"_id": day}, whole, upsert=True)
         else:
             db[STATS_DAILY].delete_one({"_id": day})
 

@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from .buckets import EVENT_FIELDS
 from .common import EXIT_LINK_LOGS, STATS_WATERMARKS, WEBSITE_LOGS, as_utc, is_number
+from .packing import pack, unpack
 from .visits import VISIT_FIELDS
 
 LOCK_TTL = 600.0  # seconds; renewed between steps
@@ -84,13 +85,14 @@ def _later(a: Any, b: Any) -> Any:
 
 
 CHUNK = 20_000  # page views per step of a run (memory, and the lease is renewed between steps)
+SEEN_MAX = 20_000  # page views near the watermark it keeps as counted (Seen): 40 bytes each
 
 
 def marks_of(db: Any) -> dict[str, dict[str, Any]]:
     return {name: watermark(db, name) or {} for name in (WEBSITE_LOGS, EXIT_LINK_LOGS)}
 
 
-def page_view_chunks(db: Any, since: float | None, chunk: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
+def page_view_chunks(db: Any, since: float | None, chunk: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """Page views with ``updated_ts`` > since (all when None), oldest change first, in chunks.
 
     ``updated_ts`` (epoch seconds, set by the store on insert and on every change) is
@@ -99,6 +101,7 @@ def page_view_chunks(db: Any, since: float | None, chunk: int = CHUNK) -> Iterat
     reached, so a batch stamped with one value is never split; the next starts there.
     """
     logs = db[WEBSITE_LOGS]
+    chunk = chunk or CHUNK  # read at the call (tests make it small)
     low, inclusive = (since, False) if since is not None else (None, True)
     while True:
         bound = {} if low is None else {"updated_ts": {"$gte" if inclusive else "$gt": low}}
@@ -134,9 +137,44 @@ def prefetched(chunks: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str
             yield chunk
 
 
-def unstamped_chunks(db: Any, chunk: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
+class Seen:
+    """The page views counted near the watermark, so that the next run does not count them again.
+
+    Each run re-selects ``overlap`` before the watermark (batches committed just after their
+    stamp). Without this, a busy site's last minute was read, looked up and compared again by
+    every run: at 300,000 events a day, 450 old events beside 1,000 new ones. The watermark
+    keeps the ids and stamps of the page views within ``overlap`` of its newest stamp; one the
+    next run finds with the same stamp has not changed since it was counted (the store stamps
+    every change) and is skipped. Kept with the watermark, written after everything else: a run
+    that dies half way leaves the old list, and its events are counted again.
+    """
+
+    def __init__(self, mark: dict[str, Any], overlap: timedelta) -> None:
+        self.counted: dict[str, float] = unpack(mark.get("seen")) or {}
+        self.window = overlap.total_seconds()
+        self.near: dict[str, float] = {}
+
+    def unseen(self, chunk: list[dict[str, Any]], newest: float | None) -> list[dict[str, Any]]:
+        """The page views of ``chunk`` not counted already; remembers the chunk's stamps."""
+        fresh = [d for d in chunk if self.counted.get(str(d["_id"])) != d.get("updated_ts")]
+        self.near.update((str(d["_id"]), d["updated_ts"]) for d in chunk if is_number(d.get("updated_ts")))
+        if newest is not None and len(self.near) > 2 * SEEN_MAX:  # a first run: keep the last window only
+            self.near = self._window(newest)
+        return fresh
+
+    def _window(self, newest: float) -> dict[str, float]:
+        return {doc_id: ts for doc_id, ts in self.near.items() if ts >= newest - self.window}
+
+    def mark(self, newest: float | None) -> str | None:
+        """The packed list for the watermark (None: too many to keep, the next run counts them again)."""
+        near = self._window(newest) if newest is not None else {}
+        return pack(near) if len(near) <= SEEN_MAX else None
+
+
+def unstamped_chunks(db: Any, chunk: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """Page views without ``updated_ts`` (imported, or written by something other than the store),
     in chunks: the first run reads them once; later ones leave them to the refresh task."""
+    chunk = chunk or CHUNK
     batch: list[dict[str, Any]] = []
     for doc in db[WEBSITE_LOGS].find({"updated_ts": None}, SELECT_FIELDS, batch_size=chunk):
         batch.append(doc)

@@ -8,6 +8,7 @@ field names), packed into one JSON text per table (:mod:`.packing`).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from typing import Any
 
@@ -83,8 +84,14 @@ def decode_into(tables: Tables, doc: dict[str, Any], only: Iterable[str] | None 
 
 def top(table: Table, limit: int | None, index: int = 0) -> list[tuple[tuple[Any, ...], list[float]]]:
     """Rows by count ``index`` (descending), then key; at most ``limit``."""
-    items = sorted(table.items(), key=lambda kv: (-kv[1][index], [("" if p is None else str(p)) for p in kv[0]]))
-    return items if limit is None else items[:limit]
+    items: Iterable[tuple[tuple[Any, ...], list[float]]] = table.items()
+    if limit is not None and len(table) > limit:
+        # Only rows that can make the cut get the (costly) ordering by key: those counting at
+        # least the limit-th largest count. A day's merge cuts tables of thousands of rows.
+        floor = heapq.nlargest(limit, (counts[index] for counts in table.values()))[-1]
+        items = [kv for kv in items if kv[1][index] >= floor]
+    ordered = sorted(items, key=lambda kv: (-kv[1][index], [("" if p is None else str(p)) for p in kv[0]]))
+    return ordered if limit is None else ordered[:limit]
 
 
 def cut(tables: Tables, limits: dict[str, int | None]) -> tuple[Tables, dict[str, int]]:

@@ -25,6 +25,8 @@ from pipeline.rollups import (
     refresh_days,
     run_rollups,
 )
+from pipeline.rollups import run as rollup_run
+from pipeline.rollups import selection as rollup_selection
 from tests.helpers.mongo import emptied, private_database
 from tests.pipeline.test_rollups import (
     ANON,
@@ -45,6 +47,13 @@ from tests.pipeline.test_rollups import (
 )
 
 GS_EN = "/watch/Python/Getting-Started/English/"
+
+
+@pytest.fixture(autouse=True, params=["visits indexed in memory", "one lookup per visitor"])
+def visit_lookups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test both ways a run finds a visitor's stored visits (pipeline.rollups.run.index_visits_for)."""
+    monkeypatch.setattr(rollup_run, "LOOKUP_COST_RATIO", 10**9 if request.param.startswith("visits") else 0)
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +160,7 @@ def test_a_late_page_view_joins_two_visits(db: Any) -> None:
     late = page(at(D1, 12, 25), "w", watch("Python", "Loops", "English"), stored=NOW + timedelta(hours=1))
     db.website_logs.insert_one(late)
     result = run_rollups(db, now=NOW + timedelta(hours=2))
-    assert result["events"] == 2 and result["visits"] == 1  # the late one and 12:50 (in the overlap)
+    assert result["events"] == 1 and result["visits"] == 1  # the late one (12:50, in the overlap, was counted)
     summary = read_summary(db, D1, D1)
     assert (summary["visits"], summary["bounces"], summary["pages_per_visit"]) == (1, 0, 3.0)
     assert summary["visit_duration_avg"] == 50 * 60
@@ -245,6 +254,21 @@ def test_incremental_runs_equal_one_first_run(db: Any) -> None:
     assert summary["unique_visitors"] == len({d["visitor_id"] for d in human}) and summary["uniques_exact"]
 
 
+def test_a_first_run_in_small_chunks_equals_one_in_a_single_chunk(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Visits that continue from one chunk into the next are the same visits: a run finds what
+    it wrote itself a chunk earlier (in memory or in the store)."""
+    events = _generated(600)
+    db.website_logs.insert_many(events)
+    run_rollups(db, now=NOW)
+    whole = stats(db)
+    assert len(whole["stats_visits"]) < len([e for e in events if not e["is_bot"]])  # visits of several pages
+    for name in STATS + ("stats_watermarks",):
+        db[name].delete_many({})
+    monkeypatch.setattr(rollup_selection, "CHUNK", 25)
+    assert run_rollups(db, now=NOW)["events"] == 600
+    assert stats(db) == whole
+
+
 def test_range_uniques_equal_exact_counts(db: Any) -> None:
     events = list(generate_events(4000, 30, seed=8, end=NOW))
     db.website_logs.insert_many(events)
@@ -268,6 +292,6 @@ def test_a_redelivered_event_changes_nothing(db: Any) -> None:
     doc = db.website_logs.find_one({"visitor_id": "v5"})
     db.website_logs.update_one({"_id": doc["_id"]}, {"$set": {"updated_ts": (NOW + timedelta(hours=3)).timestamp()}})
     result = run_rollups(db, now=NOW + timedelta(hours=4), tutorials=TUTORIALS)
-    assert result["events"] == 2 and result["visits"] == 0  # (+ one in the overlap) re-counted: the same figures
+    assert result["events"] == 1 and result["visits"] == 0  # re-counted: the same figures
     assert stats(db) == before
     assert uuid.UUID(doc["_id"])  # a real event id (not a generated stand-in)

@@ -96,3 +96,24 @@ def test_connection_failures_are_retried_not_dead_lettered(empty_store: EventSto
         del empty_store.store_writes
     assert (result.inserted, result.dead_lettered) == (1, 0)
     assert empty_store.dead_letters.count_documents({}) == 0
+
+
+def test_a_merge_in_the_batch_of_its_page_view_is_stamped_later(empty_store: EventStore,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rollup run may count the page view between the batch's two writes; it knows what it
+    # counted by _id and updated_ts (pipeline.rollups.selection.Seen), so the merge must move the stamp.
+    inserted: list[float] = []
+    insert = empty_store.store_page_views
+
+    def store_page_views(docs: list[dict[str, Any]], stored_at: datetime | None = None) -> Any:
+        result = insert(docs, stored_at)
+        inserted.extend(d["updated_ts"] for d in docs)
+        return result
+
+    monkeypatch.setattr(empty_store, "store_page_views", store_page_views)
+    view = page_view("/stamped/")
+    merge = {"_write": "page_view_merge", "_id": view["_id"], "set": {"page_title": "T"},
+             "max": {"visit_duration": 4.0}, "set_on_insert": {"path_info": "/stamped/"}, "source": "js"}
+    empty_store.store_writes([view, merge])
+    doc = empty_store.website_logs.find_one({"_id": view["_id"]})
+    assert inserted and doc["updated_ts"] > inserted[0] and doc["visit_duration"] == 4.0
