@@ -26,11 +26,15 @@ recomputation is made small instead, and the levels above it are merges:
    ``stats_visits`` (one document per visit, holding its page views); only visits
    within the visit gap of a selected event are re-derived. A visitor's stored visits are
    found by one indexed lookup per visitor, or, when a run folds many visitors for the
-   visits stored (the first run, a refresh), in memory (:class:`.visits.VisitIndex`). The *visit buckets* of
-   the visits that changed (by visit start) are recomputed from ``stats_visits``.
+   visits stored (the first run, a refresh), in memory (:class:`.visits.VisitIndex`). The *visit
+   buckets* of the visits that changed (by visit start) keep a row per visit: they are recounted
+   from their rows with the changed visits' replaced (runs over many visitors: from ``stats_visits``).
 4. **Merge** (:mod:`.merge`): each touched hour is re-merged from its ≤ 30 + 30
-   bucket documents, each touched day from its ≤ 24 hour documents.
-5. Only then move the watermarks (the newest values seen in the data).
+   bucket documents, each touched day from its ≤ 24 hour documents (the sum of the hours a run
+   did not rewrite is kept in the process between runs, :mod:`.merged`).
+5. Only then move the watermarks (the newest values seen in the data). The buckets a run is
+   about to change are recorded before it writes them (:mod:`.journal`), so that a run killed
+   before its merges has them merged by the next one.
 
 Why buckets, and of 2 minutes: a run reads the buckets its events fall into, so the
 work is the new events plus the rows already in their buckets (for new traffic: at most
@@ -41,7 +45,8 @@ from ``website_logs``) because nx-27017 scans the whole collection for a date ra
 Why recompute rather than increment: every document is a pure function of the
 level below, so two runs, two beat instances (a lease also keeps the second one
 out), redelivered, re-selected or late events all give the same figures, and a
-run that dies half way is repaired by the next (the watermarks had not moved).
+run that dies half way is repaired by the next (the watermarks had not moved, and the
+journal names the buckets whose merges it did not finish).
 
 Bucket rows, a visit's pages and every count table are stored packed, one JSON text each
 (:mod:`.packing`): a store's cost follows the number of values it converts, and these are
@@ -63,7 +68,7 @@ Collections
 (per hour and site), ``stats_daily_site`` (per day and site), ``stats_daily``
 (per day, all sites; ``_id`` = ``YYYY-MM-DD``), ``stats_visits`` (per visit),
 ``stats_tutorials``, ``stats_watermarks`` (``website_logs``, ``exit_link_logs``,
-``lock``). Day documents hold the flat figures the dashboard always read
+``lock``, ``pending``, ``stats``). Day documents hold the flat figures the dashboard always read
 (``page_views``, ``unique_visitors`` …), ``n`` (additive counts), ``t`` (count
 tables: the dimensions, ``duration``, ``entry``, ``exit``, ``flow``, ``campaign``,
 cut to the top ``TOP_N`` / ``FLOW_TOP`` keys), ``distinct`` (keys before the cut) and

@@ -37,6 +37,7 @@ from .common import (
     referrer_host,
     site_of,
 )
+from .packing import pack
 from .sketch import Distinct, hash64
 
 # Fields of website_logs an event row keeps (what the figures need).
@@ -204,18 +205,36 @@ def visit_figures(visit: dict[str, Any]) -> tuple[tb.Tables, dict[str, float]]:
     return tables, n
 
 
-def visit_buckets(visits: Iterable[dict[str, Any]], size: int, now: datetime) -> dict[tuple[int, str], dict[str, Any]]:
-    """The visit-bucket documents of the given visits (stats_visits documents), by (bucket, site)."""
-    accs: dict[tuple[int, str], _Acc] = {}
-    for visit in visits:
-        start = visit.get("start")
-        if not isinstance(start, datetime):
-            continue
-        acc = accs.setdefault((floor_to(as_utc(start).timestamp(), size), visit.get("site") or ""), _Acc())
-        tables, n = visit_figures(visit)
+VisitRow = list[Any]  # [visit id, pages, duration, steps, exit page, utm]: what a visit adds to its bucket
+
+
+def visit_row(visit: dict[str, Any]) -> VisitRow:
+    """The part of a visit (a stats_visits document) its start bucket is counted from."""
+    return [str(visit["_id"]), visit.get("n"), visit.get("duration"), visit.get("steps"), visit.get("exit"),
+            visit.get("utm")]
+
+
+def visit_bucket_doc(bucket: int, site: str, rows: Iterable[VisitRow], now: datetime) -> dict[str, Any]:
+    """A visit bucket's document: the figures of its visits' rows, and the rows (``vrows``, packed), so
+    that a change to a few of its visits is recounted without reading the others (merge.update_visit_buckets)."""
+    acc = _Acc()
+    ordered = sorted(rows, key=lambda r: r[0])  # by visit id: the same document in any order
+    for row in ordered:
+        tables, n = visit_figures({"n": row[1], "duration": row[2], "steps": row[3], "exit": row[4], "utm": row[5]})
         for name, table in tables.items():
             for key, counts in table.items():
                 tb.add(acc.tables, name, key, counts)
         for name, value in n.items():
             acc.inc(name, value)
-    return {key: _doc("v", key[0], key[1], acc.n, acc.tables, None, now) for key, acc in accs.items()}
+    return {**_doc("v", bucket, site, acc.n, acc.tables, None, now), "vrows": pack(ordered)}
+
+
+def visit_buckets(visits: Iterable[dict[str, Any]], size: int, now: datetime) -> dict[tuple[int, str], dict[str, Any]]:
+    """The visit-bucket documents of the given visits (stats_visits documents), by (bucket, site)."""
+    rows: dict[tuple[int, str], list[VisitRow]] = {}
+    for visit in visits:
+        start = visit.get("start")
+        if isinstance(start, datetime):
+            key = (floor_to(as_utc(start).timestamp(), size), visit.get("site") or "")
+            rows.setdefault(key, []).append(visit_row(visit))
+    return {key: visit_bucket_doc(key[0], key[1], found, now) for key, found in rows.items()}

@@ -10,7 +10,7 @@ source are deleted, so every level is a pure function of the level below.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from .buckets import (
     event_bucket_doc,
     event_row,
     exit_row,
+    visit_bucket_doc,
     visit_buckets,
 )
 from .common import (
@@ -47,8 +48,9 @@ from .common import (
     from_epoch,
     ref,
 )
+from .merged import MergeCache, Merged, merged
 from .packing import pack, unpack
-from .sketch import Distinct, merge_all
+from .sketch import Distinct
 from .visits import visits_starting
 
 # Keys a day keeps per table (the funnel of read_paths needs the entry table as long as the flows).
@@ -59,6 +61,11 @@ DAY_LIMITS: dict[str, int | None] = {**{d.name: TOP_N for d in DIMENSIONS}, "dur
 # flows and paths, and every run merges a day from its hours. A cut shows in ``distinct``.
 HOUR_LIMITS: dict[str, int | None] = {name: None if limit is None else 5 * limit for name, limit in DAY_LIMITS.items()}
 HOUR_LIMITS["flow"] = HOUR_LIMITS["entry"] = 2 * FLOW_TOP
+# Sums of the hours a run did not rewrite (merged.py): the days merged run after run are the newest
+# one or two (per site), and a busy day's sum holds the union of its hours' rows (by HOUR_LIMITS, up
+# to 48,000 flows and as many entry pages). (Not for hours: consecutive runs rewrite different
+# buckets of the current hour, so its kept sum would hardly ever match.)
+DAY_SUMS = MergeCache(entries=4)
 
 
 def ensure_indexes(db: Any) -> None:
@@ -104,14 +111,15 @@ def _replace(coll: Any, docs: list[dict[str, Any]], stale: dict[str, Any]) -> No
 
 
 def fold_events(db: Any, page_views: Iterable[dict[str, Any]], exit_links: Iterable[dict[str, Any]], size: int,
-                now: datetime, fresh: bool = False) -> set[int]:
+                now: datetime, fresh: bool = False, before_write: Callable[[set[int]], None] | None = None) -> set[int]:
     """Put raw page views and exit links (new or changed) into their event buckets; returns the buckets.
 
     Each touched bucket document is read, its rows for these events replaced (by event
     id: a redelivered or re-selected event replaces itself), its figures recounted from
     its rows, and written whole; a bucket whose rows did not change is left alone (and not
     returned, so its hour and day are not re-merged). ``fresh``: the given events are all
-    the buckets hold (a refresh from the raw logs), existing rows are dropped.
+    the buckets hold (a refresh from the raw logs), existing rows are dropped. ``before_write``
+    is told the buckets that will change before anything is written (:mod:`.journal`).
     """
     rows: dict[tuple[int, str], dict[str, list[Any]]] = {}
     exits: dict[tuple[int, str], dict[str, list[Any]]] = {}
@@ -142,15 +150,18 @@ def fold_events(db: Any, page_views: Iterable[dict[str, Any]], exit_links: Itera
             continue  # re-selected, redelivered or unchanged events: nothing to recount or re-merge
         changed.add(bucket)
         docs.append(event_bucket_doc(bucket, site, list(merged_rows.values()), list(merged_exits.values()), now))
+    if changed and before_write is not None:
+        before_write(changed)
     for chunk_start in range(0, len(docs), 200):
         chunk = docs[chunk_start:chunk_start + 200]
         # The rows in a collection of their own: the hour merges read the figures only
-        # (nx-27017 reads a whole document even for a projection).
-        db[STATS_BUCKET_ROWS].bulk_write([ReplaceOne({"_id": d["_id"]}, {
-            "_id": d["_id"], "bucket": d["bucket"], "rows": pack(d.pop("rows")), "xrows": pack(d.pop("xrows"))},
-            upsert=True)
-            for d in chunk], ordered=False)
+        # (nx-27017 reads a whole document even for a projection). Figures first: a run killed
+        # between the two leaves the old rows, so the next run finds its events new and recounts.
+        rows_docs = [{"_id": d["_id"], "bucket": d["bucket"], "rows": pack(d.pop("rows")),
+                      "xrows": pack(d.pop("xrows"))} for d in chunk]
         db[STATS_BUCKETS].bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk], ordered=False)
+        db[STATS_BUCKET_ROWS].bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in rows_docs],
+                                         ordered=False)
     return changed
 
 
@@ -166,33 +177,44 @@ def write_visit_range(db: Any, first: int, last: int, size: int, now: datetime) 
     _replace(db[STATS_VISIT_BUCKETS], docs, {"bucket": {"$gte": first, "$lte": last}})
 
 
-class Merged:
-    """Figures of several bucket/hour/day documents added together."""
+def update_visit_buckets(db: Any, changes: dict[tuple[int, str], dict[str, Any]], now: datetime) -> set[int]:
+    """Apply changed visit rows ({(bucket, site): {visit id: row | None}}) to their visit buckets.
 
-    def __init__(self) -> None:
-        self.n: dict[str, float] = {}
-        self.tables: tb.Tables = {}
-        self.sketches: dict[str, list[Any]] = {name: [] for name in SKETCHES}
-        self.cut_from: dict[str, int] = {}
-
-    def add(self, doc: dict[str, Any], only: Iterable[str] | None = None) -> None:
-        for name, value in (doc.get("n") or {}).items():
-            self.n[name] = self.n.get(name, 0) + (value or 0)
-        for name, count in (doc.get("distinct") or {}).items():  # keys a level below had before its cut
-            self.cut_from[name] = max(self.cut_from.get(name, 0), count)
-        tb.decode_into(self.tables, doc, only)
-        for name, sketch in (doc.get("u") or {}).items():
-            self.sketches.setdefault(name, []).append(sketch)
-
-    def distinct(self, name: str) -> Distinct:
-        return merge_all(self.sketches.get(name, []))
-
-
-def _merged(docs: Iterable[dict[str, Any]]) -> Merged:
-    merged = Merged()
-    for doc in docs:
-        merged.add(doc)
-    return merged
+    A bucket is recounted from its stored rows with these replaced: the cost follows the changed
+    visits and their buckets' rows, not every visit that started there (a busy bucket holds
+    hundreds; reading them all from stats_visits was most of a run after a minute's events).
+    Returns the buckets that must be recomputed from stats_visits instead: those written before
+    visit buckets kept their rows.
+    """
+    if not changes:
+        return set()
+    ids = {bucket_id("v", bucket, site): (bucket, site) for bucket, site in changes}
+    wanted = list(ids)
+    stored: dict[str, dict[str, Any]] = {}
+    for chunk_start in range(0, len(wanted), 500):
+        chunk = wanted[chunk_start:chunk_start + 500]
+        stored.update({d["_id"]: d for d in db[STATS_VISIT_BUCKETS].find({"_id": {"$in": chunk}})})
+    docs, gone, legacy = [], [], set()
+    for doc_id, (bucket, site) in ids.items():
+        old = stored.get(doc_id)
+        if old is not None and old.get("vrows") is None:
+            legacy.add(bucket)
+            continue
+        rows = {row[0]: row for row in unpack((old or {}).get("vrows")) or []}
+        for visit_id, row in changes[(bucket, site)].items():
+            if row is None:
+                rows.pop(visit_id, None)
+            else:
+                rows[visit_id] = row
+        if rows:
+            docs.append(visit_bucket_doc(bucket, site, rows.values(), now))
+        elif old is not None:
+            gone.append(doc_id)
+    if docs:
+        db[STATS_VISIT_BUCKETS].bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False)
+    if gone:
+        db[STATS_VISIT_BUCKETS].delete_many({"_id": {"$in": gone}})
+    return legacy
 
 
 def _merged_doc(merged: Merged, limits: dict[str, int | None] | None) -> dict[str, Any]:
@@ -206,25 +228,28 @@ def _merged_doc(merged: Merged, limits: dict[str, int | None] | None) -> dict[st
     return {"n": n, **tb.encode(tables), "u": sketches, "distinct": distinct}
 
 
-def write_hours(db: Any, hours: Iterable[int], now: datetime) -> set[str]:
+def write_hours(db: Any, hours: Iterable[int], now: datetime, run: str = "") -> set[str]:
     """Re-merge the given hours (per site) from their buckets; returns the days they belong to.
 
     Hours are read and written a day at a time (one query per collection, one bulk write,
-    one delete): each round trip to nx-27017 costs milliseconds.
+    one delete): each round trip to nx-27017 costs milliseconds. ``run`` marks the hours it writes
+    (:func:`write_days` keeps the sum of the others).
     """
     by_day: dict[int, list[int]] = {}
     for hour in set(hours):
         by_day.setdefault(floor_to(hour, DAY), []).append(hour)
     for day_start, wanted in sorted(by_day.items()):
         first, last = min(wanted), max(wanted)
-        merged: dict[tuple[int, str], Merged] = {}
+        sources: dict[tuple[int, str], list[dict[str, Any]]] = {}
         for name in (STATS_BUCKETS, STATS_VISIT_BUCKETS):
             for doc in db[name].find({"hour": {"$gte": first, "$lte": last}}):
                 if doc["hour"] in wanted:
-                    merged.setdefault((doc["hour"], doc.get("site") or ""), Merged()).add(doc)
+                    sources.setdefault((doc["hour"], doc.get("site") or ""), []).append(doc)
         day = from_epoch(day_start).date().isoformat()
         docs = [{"_id": f"h|{ref((site,))}|{hour}", "hour": hour, "day": day, "site": site,
-                 **_merged_doc(m, HOUR_LIMITS), "computed_at": now} for (hour, site), m in merged.items()]
+                 **_merged_doc(merged(found), HOUR_LIMITS),
+                 "computed_at": now, "run": run}
+                for (hour, site), found in sources.items()]
         _replace(db[STATS_HOURLY], docs, {"hour": {"$in": sorted(wanted)}})
     return {from_epoch(d).date().isoformat() for d in by_day}
 
@@ -260,18 +285,20 @@ def _day_doc(doc_id: str, day: str, site: str | None, merged: Merged, now: datet
             **scalars(body["n"], *counts), "computed_at": now}
 
 
-def write_days(db: Any, days: Iterable[str], now: datetime) -> None:
-    """Re-merge the given days from their hours: per site, and all sites together."""
+def write_days(db: Any, days: Iterable[str], now: datetime, run: str = "") -> None:
+    """Re-merge the given days from their hours: per site, and all sites together. ``run``: the hours
+    this run wrote; the sum of the others is kept from an earlier run of this process (:mod:`.merged`)."""
     for day in sorted(set(days)):
         hours: dict[str, list[dict[str, Any]]] = {}
         for doc in db[STATS_HOURLY].find({"day": day}):
             hours.setdefault(doc.get("site") or "", []).append(doc)
-        site_docs = [_day_doc(f"s|{ref((site,))}|{day}", day, site, _merged(docs), now) for site, docs in hours.items()]
+        site_docs = [_day_doc(f"s|{ref((site,))}|{day}", day, site, DAY_SUMS.merged((db.name, day, site), docs, run),
+                              now) for site, docs in hours.items()]
         _replace(db[STATS_DAILY_SITE], site_docs, {"day": day})
         if hours:
             # One site (most installs): all sites together are that site's figures, merged already.
             whole = {**site_docs[0], "_id": day, "site": None} if len(site_docs) == 1 else _day_doc(
-                day, day, None, _merged(doc for docs in hours.values() for doc in docs), now)
+                day, day, None, merged(doc for docs in hours.values() for doc in docs), now)
             db[STATS_DAILY].replace_one({"_id": day}, whole, upsert=True)
         else:
             db[STATS_DAILY].delete_one({"_id": day})

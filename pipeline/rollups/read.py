@@ -30,7 +30,8 @@ from .common import (
     day_str,
     days_between,
 )
-from .merge import DAY_LIMITS, Merged, scalars
+from .merge import DAY_LIMITS, scalars
+from .merged import Merged
 from .sketch import Distinct
 
 When = date | datetime | str

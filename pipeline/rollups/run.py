@@ -14,6 +14,7 @@ from .common import (
     BUCKET_SECONDS,
     DAY,
     EXIT_LINK_LOGS,
+    HOUR,
     STATS_STAMP,
     STATS_TUTORIALS,
     STATS_VISITS,
@@ -26,6 +27,7 @@ from .common import (
     floor_to,
     from_epoch,
 )
+from .journal import Journal
 from .selection import (
     LOCK_TTL,
     SAFETY_OVERLAP,
@@ -66,8 +68,15 @@ class _Run:
 
     def __init__(self, db: Any, owner: str, now: datetime, size: int, gap: float, lock_ttl: float) -> None:
         self.db, self.owner, self.now, self.size, self.gap, self.lock_ttl = db, owner, now, size, gap, lock_ttl
+        # What a run that died between its writes and its merges left (journal.py, by hour) is merged again.
+        self.journal = Journal(db)
+        self.left_hours = self.journal.event | self.journal.visit
         self.event_buckets: set[int] = set()
         self.visit_buckets: set[int] = set()
+        # Visit buckets recounted from stats_visits (those a dead run left, refreshed days); the
+        # others from their rows with the changed visits' rows replaced (merge.update_visit_buckets).
+        self.recount_visit_buckets = {b for hour in self.journal.visit for b in range(hour, hour + HOUR, size)}
+        self.visit_changes: dict[tuple[int, str], dict[str, Any]] = {}
         self.visits_written = 0
         self.events = 0
         # Set once a fold has many visitors for the visits stored (visits.VisitIndex).
@@ -100,12 +109,26 @@ class _Run:
         self.events += len(page_views)
         self.index_visits_for(page_views)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventlog-rollup-visits") as pool:
-            sessions = pool.submit(visits.sessionize, self.db, page_views, self.gap, self.visit_index)
-            self.event_buckets |= merge.fold_events(self.db, page_views, exit_links, self.size, self.now, fresh)
-            touched, written = sessions.result()
+            sessions = pool.submit(visits.sessionize, self.db, page_views, self.gap, self.visit_index,
+                                   self.journal_visits)
+            self.event_buckets |= merge.fold_events(self.db, page_views, exit_links, self.size, self.now, fresh,
+                                                    self.journal_events)
+            touched, written, changes = sessions.result()
+        self.took_visits(touched, written, changes)
+        self.renew()
+
+    def took_visits(self, touched: visits.Touched, written: int, changes: visits.Changes) -> None:
         self.visits_written += written
         self.visit_buckets.update(floor_to(ts, self.size) for ts, _site in touched)
-        self.renew()
+        if self.visit_index is None:  # a run over many visitors recounts whole buckets anyway (finish)
+            for ts, site, visit_id, row in changes:
+                self.visit_changes.setdefault((floor_to(ts, self.size), site), {})[visit_id] = row
+
+    def journal_events(self, buckets: set[int]) -> None:
+        self.journal.add(event=buckets)
+
+    def journal_visits(self, touched: set[tuple[float, str]]) -> None:
+        self.journal.add(visit={floor_to(ts, self.size) for ts, _site in touched})
 
     def refresh_day(self, day: date) -> None:
         """Rebuild a day's event buckets from the raw logs, and the visits that started that day.
@@ -115,35 +138,42 @@ class _Run:
         """
         start, end = day_bounds(day)
         first = int(epoch(start))
+        whole_day = range(first, first + DAY, self.size)
+        self.journal.add(event=whole_day, visit=whole_day)  # its visits are dropped next
         dropped = visits.drop_visits_starting(self.db, first, first + DAY)
         self.visit_buckets.update(floor_to(ts, self.size) for ts in dropped)
+        self.recount_visit_buckets.update(whole_day)
         until = max([end, *(from_epoch(ts) for ts in dropped.values())])
         window = {"datetime": {"$gte": start, "$lt": end}}
         page_views = list(self.db[WEBSITE_LOGS].find({"datetime": {"$gte": start, "$lte": until}}, SELECT_FIELDS))
         exit_links = list(self.db[EXIT_LINK_LOGS].find(window, {"datetime": 1, "exit_link": 1, "site": 1}))
         today = [d for d in page_views if isinstance(d.get("datetime"), datetime) and d["datetime"] < end]
         self.events += len(today)
-        self.event_buckets |= merge.fold_events(self.db, today, exit_links, self.size, self.now, fresh=True)
+        self.event_buckets |= merge.fold_events(self.db, today, exit_links, self.size, self.now, fresh=True,
+                                                before_write=self.journal_events)
         self.index_visits_for(page_views)
-        touched, written = visits.sessionize(self.db, page_views, self.gap, self.visit_index)
-        self.visits_written += written
-        self.visit_buckets.update(floor_to(ts, self.size) for ts, _site in touched)
+        self.took_visits(*visits.sessionize(self.db, page_views, self.gap, self.visit_index, self.journal_visits))
         self.renew()
         kept = {b for b in self.event_buckets if first <= b < first + DAY}
         merge.clear_event_buckets(self.db, first, first + DAY - self.size, kept)
-        self.event_buckets.update(range(first, first + DAY, self.size))
+        self.event_buckets.update(whole_day)
 
     def finish(self) -> list[str]:
         """Recompute the touched visit buckets, then re-merge the hours and days touched; returns the days."""
         # Joined only in runs over many visitors: a few touched buckets of a busy day are cheaper
         # one by one than with the buckets between them, each holding its visits.
         join = VISIT_RUN_JOIN * self.size if self.visit_index is not None else 0
-        for first, last in merge.runs(self.visit_buckets, self.size, DAY, join=join):
+        recount = self.recount_visit_buckets | (self.visit_buckets if self.visit_index is not None else set())
+        changes = {key: rows for key, rows in self.visit_changes.items() if key[0] not in recount}
+        recount = recount | merge.update_visit_buckets(self.db, changes, self.now)
+        for first, last in merge.runs(recount, self.size, DAY, join=join):
             merge.write_visit_range(self.db, first, last, self.size, self.now)
         self.renew()
-        days = merge.write_hours(self.db, merge.hours_of(self.event_buckets | self.visit_buckets), self.now)
+        hours = merge.hours_of(self.event_buckets | self.visit_buckets | self.recount_visit_buckets) | self.left_hours
+        days = merge.write_hours(self.db, hours, self.now, self.owner)
         self.renew()
-        merge.write_days(self.db, days, self.now)
+        merge.write_days(self.db, days, self.now, self.owner)
+        self.journal.done()
         if days:  # readers cache day documents until this changes (read._docs)
             self.db[STATS_WATERMARKS].replace_one({"_id": STATS_STAMP}, {"_id": STATS_STAMP, "run": uuid.uuid4().hex,
                                                                          "at": self.now}, upsert=True)

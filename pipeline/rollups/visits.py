@@ -24,7 +24,7 @@ time + the last page's engaged time (``visit_duration``, from the tracker) when 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 import pymongo
 from pymongo import DeleteMany, ReplaceOne
 
+from .buckets import VisitRow, visit_row
 from .common import ANONYMOUS, FLOW_STEPS, STATS_VISITS, UTM_FIELDS, as_utc, from_epoch, is_number, site_of
 from .packing import pack, unpack
 
@@ -159,12 +160,19 @@ def _existing(db: Any, since: dict[Key, float], index: VisitIndex | None) -> dic
     return found
 
 
-def sessionize(db: Any, events: Iterable[dict[str, Any]], gap: float,
-               index: VisitIndex | None = None) -> tuple[set[tuple[float, str]], int]:
+Touched = set[tuple[float, str]]  # (start time, site) of visits written or deleted
+# What changed in a visit's start bucket, in order: (start time, site, visit id, its row | None: gone)
+Changes = list[tuple[float, str, str, VisitRow | None]]
+
+
+def sessionize(db: Any, events: Iterable[dict[str, Any]], gap: float, index: VisitIndex | None = None,
+               before_write: Callable[[Touched], None] | None = None) -> tuple[Touched, int, Changes]:
     """Fold new or changed raw page views into stats_visits (and into ``index``, when given).
 
     Returns the (start time, site) of every visit written or deleted (their start
-    buckets must be recomputed) and the number of visits written.
+    buckets must be recomputed), the number of visits written, and the changes to the
+    rows of their start buckets; ``before_write`` is told each step's touched visits
+    before that step writes (:mod:`.journal`).
     """
     new: dict[Key, dict[str, Page]] = {}
     for doc in events:
@@ -172,7 +180,8 @@ def sessionize(db: Any, events: Iterable[dict[str, Any]], gap: float,
         if found is not None:
             key, page = found
             new.setdefault(key, {})[page[1]] = page
-    touched: set[tuple[float, str]] = set()
+    touched: Touched = set()
+    changes: Changes = []
     written = 0
     keys = sorted(new)
     for chunk in _chunks(keys, LOOKUP_CHUNK):
@@ -194,15 +203,20 @@ def sessionize(db: Any, events: Iterable[dict[str, Any]], gap: float,
                     continue  # unchanged: nothing to write, nothing to recompute
                 if before is not None:
                     touched.add((before["start_ts"], key[0]))
+                    changes.append((before["start_ts"], key[0], doc["_id"], None))
                 touched.add((doc["start_ts"], key[0]))
+                changes.append((doc["start_ts"], key[0], doc["_id"], visit_row(doc)))
                 writes.append(ReplaceOne({"_id": doc["_id"]}, {**doc, "pages": pack(doc["pages"])}, upsert=True))
                 done.append((key, doc, doc["_id"]))
             for doc_id, before in old.items():
                 touched.add((before["start_ts"], key[0]))
+                changes.append((before["start_ts"], key[0], doc_id, None))
                 gone.append(doc_id)
                 done.append((key, None, doc_id))
         if gone:
             writes.append(DeleteMany({"_id": {"$in": gone}}))
+        if writes and before_write is not None:
+            before_write(touched)
         if writes:
             db[STATS_VISITS].bulk_write(writes, ordered=True)
             written += sum(isinstance(w, ReplaceOne) for w in writes)
@@ -212,7 +226,7 @@ def sessionize(db: Any, events: Iterable[dict[str, Any]], gap: float,
                     index.deleted(key, doc_id)
                 else:
                     index.wrote(key, doc)
-    return touched, written
+    return touched, written, changes
 
 
 def visits_starting(db: Any, start_ts: float, end_ts: float) -> Iterator[dict[str, Any]]:

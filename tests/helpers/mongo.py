@@ -66,3 +66,13 @@ def emptied_store(store: EventStore) -> EventStore:
     emptied(store.db)
     store.ensure_indexes()
     return store
+
+
+# What a rollup run stamps on the documents it writes (when, and which run): not figures.
+RUN_STAMPS = ("computed_at", "updated_at", "run")
+
+
+def figures_of(coll: Any, query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A collection's documents without run stamps, in ``_id`` order: what two runs must agree on."""
+    docs = ({k: v for k, v in doc.items() if k not in RUN_STAMPS} for doc in coll.find(query or {}))
+    return sorted(docs, key=lambda d: str(d["_id"]))

@@ -15,7 +15,7 @@ import pytest
 from pipeline import erasure, rollups
 from pipeline.events import dead_letter
 from pipeline.store import DEAD_LETTERS, EXIT_LINK_LOGS, TUTORIAL_PROGRESS_LOGS, WEBSITE_LOGS, EventStore
-from tests.helpers.mongo import emptied_store, private_event_store
+from tests.helpers.mongo import emptied_store, figures_of, private_event_store
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 ALICE_BROWSER, BOB_BROWSER = "a" * 32, "b" * 32
@@ -88,8 +88,7 @@ def snapshot(db: Any) -> dict[str, list[dict[str, Any]]]:
     taken = {}
     for name in sorted(db.list_collection_names()):
         if name.startswith("stats_") and name != rollups.STATS_WATERMARKS:
-            docs = [{k: v for k, v in doc.items() if k not in ("computed_at", "updated_at")} for doc in db[name].find()]
-            taken[name] = sorted(docs, key=lambda d: str(d["_id"]))
+            taken[name] = figures_of(db[name])
     return taken
 
 

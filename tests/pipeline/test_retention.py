@@ -18,7 +18,7 @@ from pipeline import retention, rollups
 from pipeline.enrich import enrich_events
 from pipeline.events import dead_letter, dead_letter_id, new_event_id
 from pipeline.store import DEAD_LETTERS, EXIT_LINK_LOGS, WEBSITE_LOGS, EventStore
-from tests.helpers.mongo import emptied_store, private_event_store
+from tests.helpers.mongo import emptied_store, figures_of, private_event_store
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 DAYS = 30
@@ -61,8 +61,7 @@ def snapshot(db: Any) -> dict[str, list[dict[str, Any]]]:
     taken = {}
     for name in sorted(db.list_collection_names()):
         if name.startswith("stats_") and name not in (rollups.STATS_WATERMARKS, rollups.STATS_VISITS):
-            docs = [{k: v for k, v in doc.items() if k not in ("computed_at", "updated_at")} for doc in db[name].find()]
-            taken[name] = sorted(docs, key=lambda d: str(d["_id"]))
+            taken[name] = figures_of(db[name])
     return taken
 
 

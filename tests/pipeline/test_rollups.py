@@ -28,7 +28,7 @@ from pipeline.rollups import (
     run_rollups,
     tables,
 )
-from tests.helpers.mongo import emptied, private_database
+from tests.helpers.mongo import emptied, figures_of, private_database
 
 COLLECTIONS = ("website_logs", "exit_link_logs", "tutorial_progress_logs", "stats_daily", "stats_daily_site",
                "stats_hourly", "stats_buckets", "stats_bucket_rows", "stats_visit_buckets", "stats_visits",
@@ -246,8 +246,7 @@ def snapshot(db: Any, day: date | None = None) -> dict[str, list[dict[str, Any]]
         query = {"day": day.isoformat()} if day and name not in ("stats_tutorials", "stats_visits") else {}
         if day and name in ("stats_tutorials", "stats_visits"):
             continue
-        docs = [{k: v for k, v in doc.items() if k != "computed_at"} for doc in db[name].find(query)]
-        taken[name] = sorted(docs, key=lambda d: str(d["_id"]))
+        taken[name] = figures_of(db[name], query)
     return taken
 
 
