@@ -66,6 +66,18 @@ def _print_status(s: Settings, details: dict[str, Any]) -> None:
         click.echo(f"events stored   {details.get('events')}")
         click.echo(f"dead letters    {details.get('dead_letters')}")
         click.echo(f"last lag        {_age(details.get('last_lag_seconds'))}")
+        click.echo(_rollups_line(details))
+
+
+def _rollups_line(details: dict[str, Any]) -> str:
+    age = details.get("rollups_age_seconds")
+    line = f"rollups         {'never ran' if age is None else f'last run finished {_age(age)} ago'}"
+    if details.get("rollups_running"):
+        line += ", one running now"
+    pending = details.get("rollups_pending_hours") or 0
+    if pending and not details.get("rollups_running"):
+        line += f", {pending} hours left unmerged by a run that stopped (the next run merges them)"
+    return line
 
 
 @main.command()

@@ -26,6 +26,7 @@ from pymongo.errors import PyMongoError
 
 from celeryconfig import ENRICH_QUEUE, QUEUE_TYPE, STORE_QUEUE
 from pipeline.config import Settings
+from pipeline.rollups import rollup_state
 from pipeline.spool import spool_size
 from pipeline.store import DEAD_LETTERS, WEBSITE_LOGS, process_client
 from tasks.broker_probe import PROBE_TIMEOUT, probe
@@ -135,6 +136,7 @@ def _store_counts(db: Any) -> dict[str, Any]:
         "events": db[WEBSITE_LOGS].estimated_document_count(),
         "dead_letters": db[DEAD_LETTERS].count_documents({}),
         "last_lag_seconds": lag,
+        **rollup_state(db),
     }
 
 

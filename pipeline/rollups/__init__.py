@@ -139,7 +139,7 @@ from .read import (
     read_summary,
     read_tutorials,
 )
-from .run import VISIT_GAP, ensure_indexes, refresh_days, rollup_day, run_rollups
+from .run import VISIT_GAP, ensure_indexes, refresh_days, rollup_day, rollup_state, run_rollups
 from .selection import LOCK_TTL, SAFETY_OVERLAP, acquire_lock, release_lock
 from .sketch import Distinct
 from .tutorials import rollup_tutorials
@@ -153,5 +153,5 @@ __all__ = [
     "Distinct", "acquire_lock", "day_bounds", "day_str", "days_between", "duration_label", "ensure_indexes",
     "read_campaigns", "read_daily", "read_distinct", "read_entry_pages", "read_exit_pages", "read_paths",
     "read_series", "read_sites", "read_summary", "read_tutorials", "refresh_days", "release_lock",
-    "referrer_host", "rollup_day", "rollup_tutorials", "run_rollups",
+    "referrer_host", "rollup_day", "rollup_state", "rollup_tutorials", "run_rollups",
 ]

@@ -62,3 +62,9 @@ class Journal:
             if self.left:
                 self.db[STATS_WATERMARKS].delete_one({"_id": PENDING})
             self.event, self.visit, self.left = set(), set(), False
+
+
+def pending_hours(db: Any) -> int:
+    """How many hours a run has written and not merged yet (one in progress, or one that died)."""
+    doc = db[STATS_WATERMARKS].find_one({"_id": PENDING}) or {}
+    return len(set(unpack(doc.get("event")) or []) | set(unpack(doc.get("visit")) or []))

@@ -21,13 +21,15 @@ from .common import (
     STATS_WATERMARKS,
     WEBSITE_LOGS,
     as_date,
+    as_utc,
     day_bounds,
     day_str,
     epoch,
     floor_to,
     from_epoch,
+    is_number,
 )
-from .journal import Journal
+from .journal import Journal, pending_hours
 from .selection import (
     LOCK_TTL,
     SAFETY_OVERLAP,
@@ -186,6 +188,22 @@ def ensure_indexes(db: Any) -> None:
     db[STATS_TUTORIALS].create_index("kind")
     # The selection's index (the store creates it too; rollups must not depend on that).
     db[WEBSITE_LOGS].create_index("updated_ts")
+
+
+def rollup_state(db: Any, now: datetime | None = None) -> dict[str, Any]:
+    """What an operator asks of the rollups (health/, ``python -m tasks status``): how long ago a run
+    last finished, whether one holds the lease now, and how many hours wait for their merge (while
+    a run works; after a run died, until the next one repairs them)."""
+    now = now or datetime.now(UTC)
+    mark = db[STATS_WATERMARKS].find_one({"_id": WEBSITE_LOGS}, {"updated_at": 1}) or {}
+    lease = db[STATS_WATERMARKS].find_one({"_id": "lock"}, {"expires": 1}) or {}
+    finished = mark.get("updated_at")
+    return {
+        "rollups_age_seconds": round((now - as_utc(finished)).total_seconds(), 1)
+        if isinstance(finished, datetime) else None,
+        "rollups_running": is_number(lease.get("expires")) and lease["expires"] > now.timestamp(),
+        "rollups_pending_hours": pending_hours(db),
+    }
 
 
 def _skipped(reason: str, seen: int = 0) -> dict[str, Any]:

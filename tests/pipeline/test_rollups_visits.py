@@ -24,6 +24,7 @@ from pipeline.rollups import (
     read_sites,
     read_summary,
     refresh_days,
+    rollup_state,
     run_rollups,
 )
 from pipeline.rollups import run as rollup_run
@@ -324,8 +325,10 @@ def test_a_run_killed_before_its_merges_is_repaired_by_the_next(db: Any, monkeyp
         patch.setattr(rollup_merge, step, killed)
         with pytest.raises(Killed):
             run_rollups(db, now=NOW)
-    assert db.stats_watermarks.find_one({"_id": "pending"}) is not None
+    state = rollup_state(db)
+    assert state["rollups_pending_hours"] > 0 and not state["rollups_running"]
     assert run_rollups(db, now=NOW)["skipped"] is None
+    assert rollup_state(db)["rollups_pending_hours"] == 0
     repaired = stats(db)
     for name in STATS + ("stats_watermarks",):
         db[name].delete_many({})

@@ -59,6 +59,8 @@ def test_status_reports_what_health_reports(cli, store: EventStore) -> None:  # 
     assert set(details["stages"]) == {"spool", "eventlog.enrich", "eventlog.store"}
     table = cli("status")
     assert table.returncode == 0 and "dead letters    1" in table.stdout and "eventlog.enrich" in table.stdout
+    assert details["rollups_pending_hours"] == 0 and details["rollups_running"] is False
+    assert "rollups         " in table.stdout
 
 
 def test_status_exits_1_when_the_store_is_away(cli, store: EventStore, redis_url: str, tmp_path: Path) -> None:  # noqa: ANN001
