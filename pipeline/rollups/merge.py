@@ -63,8 +63,9 @@ HOUR_LIMITS: dict[str, int | None] = {name: None if limit is None else 5 * limit
 HOUR_LIMITS["flow"] = HOUR_LIMITS["entry"] = 2 * FLOW_TOP
 # Sums of the hours a run did not rewrite (merged.py): the days merged run after run are the newest
 # one or two (per site), and a busy day's sum holds the union of its hours' rows (by HOUR_LIMITS, up
-# to 48,000 flows and as many entry pages). (Not for hours: consecutive runs rewrite different
-# buckets of the current hour, so its kept sum would hardly ever match.)
+# to 48,000 flows and as many entry pages; measured: 13.8 MB for 17 hours of a day of 300,000 page
+# views). (Not for hours: consecutive runs rewrite different buckets of the current hour, so its
+# kept sum would hardly ever match.)
 DAY_SUMS = MergeCache(entries=4)
 
 
