@@ -85,7 +85,7 @@ def merged(docs: Iterable[dict[str, Any]]) -> Merged:
 
 
 class MergeCache:
-    """Per group (an hour of a site, a day of a site): the sum of the documents a run did not write.
+    """Per group (a day of a site): the sum of the documents a run did not write.
 
     At most ``entries`` groups (least recently used dropped): a busy day's sum holds tens of
     thousands of table rows, and only the newest days are merged run after run.
@@ -116,7 +116,3 @@ class MergeCache:
                 while len(self._sums) > self.entries:
                     self._sums.popitem(last=False)
         return base.plus(merged(own))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._sums.clear()
