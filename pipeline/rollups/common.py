@@ -184,3 +184,19 @@ def site_of(doc: dict[str, Any]) -> str:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+ID_CHUNK = 500  # ids per "_id $in" query
+
+
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def find_by_ids(coll: Any, ids: list[Any]) -> Iterator[dict[str, Any]]:
+    """The documents of ``coll`` with these ``_id`` values, a bounded ``$in`` at a time (on every
+    server an indexed lookup; on nx-27017 the only ``$in`` that does not read every document)."""
+    for part in chunks(ids, ID_CHUNK):
+        yield from coll.find({"_id": {"$in": part}})
+

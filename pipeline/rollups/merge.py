@@ -44,6 +44,7 @@ from .common import (
     TOP_N,
     as_date,
     day_bounds,
+    find_by_ids,
     floor_to,
     from_epoch,
     ref,
@@ -136,9 +137,7 @@ def fold_events(db: Any, page_views: Iterable[dict[str, Any]], exit_links: Itera
     stored: dict[str, dict[str, Any]] = {}
     if not fresh and keys:
         ids = [bucket_id("e", b, site) for b, site in keys]
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start:chunk_start + 500]
-            stored.update({d["_id"]: d for d in db[STATS_BUCKET_ROWS].find({"_id": {"$in": chunk}})})
+        stored = {d["_id"]: d for d in find_by_ids(db[STATS_BUCKET_ROWS], ids)}
     docs = []
     changed: set[int] = set()
     for bucket, site in keys:
@@ -190,11 +189,7 @@ def update_visit_buckets(db: Any, changes: dict[tuple[int, str], dict[str, Any]]
     if not changes:
         return set()
     ids = {bucket_id("v", bucket, site): (bucket, site) for bucket, site in changes}
-    wanted = list(ids)
-    stored: dict[str, dict[str, Any]] = {}
-    for chunk_start in range(0, len(wanted), 500):
-        chunk = wanted[chunk_start:chunk_start + 500]
-        stored.update({d["_id"]: d for d in db[STATS_VISIT_BUCKETS].find({"_id": {"$in": chunk}})})
+    stored = {d["_id"]: d for d in find_by_ids(db[STATS_VISIT_BUCKETS], list(ids))}
     docs, gone, legacy = [], [], set()
     for doc_id, (bucket, site) in ids.items():
         old = stored.get(doc_id)

@@ -33,7 +33,18 @@ import pymongo
 from pymongo import DeleteMany, ReplaceOne
 
 from .buckets import VisitRow, visit_row
-from .common import ANONYMOUS, FLOW_STEPS, STATS_VISITS, UTM_FIELDS, as_utc, from_epoch, is_number, site_of
+from .common import (
+    ANONYMOUS,
+    FLOW_STEPS,
+    STATS_VISITS,
+    UTM_FIELDS,
+    as_utc,
+    chunks,
+    find_by_ids,
+    from_epoch,
+    is_number,
+    site_of,
+)
 from .packing import pack, unpack
 
 VISIT_FIELDS = ("_id", "datetime", "is_bot", "visitor_id", "visited_by", "path_info", "event_name", "visit_duration",
@@ -98,11 +109,6 @@ def _near(times: list[float], start: float, end: float, gap: float) -> bool:
     return i < len(times) and times[i] <= end + gap
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
 Key = tuple[str, str]  # (site, visitor)
 
 
@@ -141,9 +147,8 @@ def _existing(db: Any, since: dict[Key, float], index: VisitIndex | None) -> dic
     found: dict[Key, list[dict[str, Any]]] = {}
     if index is not None:
         ids = [visit_id for key, after in since.items() for visit_id in index.ids_ending_since(key, after)]
-        for chunk in _chunks(ids, LOOKUP_CHUNK):  # by _id: an indexed lookup on every server
-            for doc in db[STATS_VISITS].find({"_id": {"$in": chunk}}):
-                found.setdefault((doc.get("site") or "", doc["vkey"]), []).append(doc)
+        for doc in find_by_ids(db[STATS_VISITS], ids):
+            found.setdefault((doc.get("site") or "", doc["vkey"]), []).append(doc)
         return found
 
     def visits_of(item: tuple[Key, float]) -> list[dict[str, Any]]:
@@ -184,7 +189,7 @@ def sessionize(db: Any, events: Iterable[dict[str, Any]], gap: float, index: Vis
     changes: Changes = []
     written = 0
     keys = sorted(new)
-    for chunk in _chunks(keys, LOOKUP_CHUNK):
+    for chunk in chunks(keys, LOOKUP_CHUNK):
         existing = _existing(db, {key: min(p[0] for p in new[key].values()) - gap for key in chunk}, index)
         writes: list[Any] = []
         gone: list[Any] = []
